@@ -1,0 +1,1 @@
+"""Record, replay, fault scenarios, parity and bisect for the Backpack feed."""
