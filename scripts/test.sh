@@ -1,0 +1,7 @@
+#!/bin/sh
+# The test suite: lint, then pytest. Extra arguments go to pytest.
+set -eu
+cd "$(dirname "$0")/.."
+VPY="$(sh scripts/bootstrap.sh)"
+"$VPY" -m ruff check backpack harness tests bench examples
+exec "$VPY" -m pytest "$@"
