@@ -1,0 +1,538 @@
+"""Validated settings for the Backpack feed, loadable from a cryptofeed YAML ``backpack:`` section.
+
+Secrets get special care because a config error is exactly where a pasted key tends to leak: the seed
+is held as ``SecretStr``, error inputs are hidden, and the values of secret-looking keys (including
+unknown keys, which may be typos of secret ones) are masked before pydantic ever records them.
+
+Precedence: the ``CRYPTOFEED_BACKPACK_NATIVE`` environment variable, when set, wins over
+``native_enabled`` from the file or dict, so an operator can switch a deployment to the ccxt-backed
+feed without editing its config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from backpack.protocol.auth import MAX_WINDOW_MS, MIN_WINDOW_MS, KeyMaterialError, Signer, decode_key
+
+log = logging.getLogger(__name__)
+
+PRODUCTION_REST_URL = "https://api.backpack.exchange"
+PRODUCTION_WS_URL = "wss://ws.backpack.exchange"
+NATIVE_ENV = "CRYPTOFEED_BACKPACK_NATIVE"
+SECTION = "backpack"
+DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_BOOL_WORDS = "1/0/true/false/yes/no/on/off"
+
+# Keys whose values are never echoed in errors. api_key is public, but a swapped key_id/key_secret is a
+# plausible mistake, and proxies may carry user:password.
+SECRET_FIELDS = frozenset({"private_key", "key_secret"})
+_NO_ECHO = SECRET_FIELDS | {"api_key", "key_id", "rest_proxy", "ws_proxy"}
+_ALIASES = {"key_id": "api_key", "key_secret": "private_key"}
+_PROXY_SCHEMES = ("http", "https", "socks5")
+
+
+class ConfigError(ValueError):
+    """Configuration could not be loaded; ``problems`` holds one line per problem, never a secret."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class SecretSourceError(KeyMaterialError):
+    """The secret could not be read from its env var or file; names the source, never the content."""
+
+
+def read_secret(
+    env: str | None = None, file: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """Read a base64 seed from an environment variable or a file (whitespace stripped)."""
+    if (env is None) == (file is None):
+        raise SecretSourceError("give exactly one secret source: an environment variable or a file")
+    if env is not None:
+        value = (os.environ if environ is None else environ).get(env)
+        if value is None or not value.strip():
+            raise SecretSourceError(f"environment variable {env} is not set or empty")
+        return value.strip()
+    path = Path(file)  # type: ignore[arg-type]
+    try:
+        value = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SecretSourceError(f"secret file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise SecretSourceError(f"secret file {path} cannot be read ({reason})") from None
+    if not value.strip():
+        raise SecretSourceError(f"secret file {path} is empty")
+    return value.strip()
+
+
+def parse_bool_word(value: str) -> bool | None:
+    """1/0/true/false/yes/no/on/off, case-insensitive; None for anything else."""
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    return None
+
+
+def _mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _normalise_url(value: Any, schemes: tuple[str, ...], what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise PydanticCustomError("url", "must be a {what} URL", {"what": what})
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise PydanticCustomError("url", "is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in schemes:
+        raise PydanticCustomError(
+            "url_scheme", "scheme must be one of {schemes}", {"schemes": ", ".join(schemes)}
+        )
+    if not parts.hostname:
+        raise PydanticCustomError("url", "has no host")
+    if parts.query or parts.fragment:
+        raise PydanticCustomError("url", "must not carry a query string or fragment")
+    netloc = parts.netloc.rsplit("@", 1)
+    netloc[-1] = netloc[-1].lower()
+    return urlunsplit((scheme, "@".join(netloc), parts.path.rstrip("/"), "", ""))
+
+
+def _number(value: Any, kind: type, lo: float | None, hi: float | None, lo_open: bool = False) -> Any:
+    """Range-check with messages that read well in one line; bools are not numbers here."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("type", "must be a number, not a boolean")
+    if isinstance(value, str):
+        try:
+            value = kind(value.strip())
+        except ValueError:
+            raise PydanticCustomError(
+                "type", "must be {kind}", {"kind": "an integer" if kind is int else "a number"}
+            ) from None
+    if kind is int and isinstance(value, float):
+        if not value.is_integer():
+            raise PydanticCustomError("type", "must be an integer")
+        value = int(value)
+    if not isinstance(value, int | float) or (kind is int and not isinstance(value, int)):
+        raise PydanticCustomError(
+            "type", "must be {kind}", {"kind": "an integer" if kind is int else "a number"}
+        )
+    if value != value or value in (float("inf"), float("-inf")):
+        raise PydanticCustomError("range", "must be a finite number")
+    if lo is not None and hi is not None and not lo <= value <= hi:
+        raise PydanticCustomError("range", "must be between {lo} and {hi}", {"lo": lo, "hi": hi})
+    if lo is not None and hi is None and (value <= lo if lo_open else value < lo):
+        raise PydanticCustomError("range", "must be {op} {lo}", {"op": ">" if lo_open else ">=", "lo": lo})
+    return kind(value)
+
+
+# field -> (type, low bound, high bound, low bound exclusive)
+_NUMERIC: dict[str, tuple[type, float | None, float | None, bool]] = {
+    "window_ms": (int, MIN_WINDOW_MS, MAX_WINDOW_MS, False),
+    "symbol_cache_ttl": (float, 0, None, True),
+    "ws_watchdog_seconds": (float, 0, None, True),
+    "rest_timeout": (float, 0, None, True),
+    "rest_retries": (int, 0, None, False),
+    "breaker_threshold": (int, 1, None, False),
+    "breaker_reset_seconds": (float, 0, None, True),
+    "private_subscribe_retries": (int, 0, None, False),
+    "subscribe_batch_size": (int, 1, None, False),
+}
+
+
+class BackpackConfig(BaseModel):
+    """Everything the native feed needs; credentials are optional (public data needs none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    api_key: str | None = Field(default=None, validation_alias=AliasChoices("api_key", "key_id"))
+    private_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("private_key", "key_secret")
+    )
+    private_key_env: str | None = None
+    private_key_file: Path | None = None
+
+    rest_url: str = PRODUCTION_REST_URL
+    ws_url: str = PRODUCTION_WS_URL
+    rest_proxy: str | None = None
+    ws_proxy: str | None = None
+
+    window_ms: int = 5000
+    depth_limit: int = 1000
+    depth_speed: Literal[None, "200ms", "600ms", "1000ms"] = None
+    symbol_cache_ttl: float = 3600.0
+    native_enabled: bool = Field(default=True, validate_default=True)
+
+    ws_watchdog_seconds: float = 130.0
+    rest_timeout: float = 10.0
+    rest_retries: int = 5
+    breaker_threshold: int = 5
+    breaker_reset_seconds: float = 30.0
+    private_subscribe_retries: int = 3
+    subscribe_batch_size: int = 50
+
+    _seed: SecretStr | None = PrivateAttr(default=None)
+    _signer: Signer | None = PrivateAttr(default=None)
+
+    # -- input shaping -------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mask_before_validation(cls, data: Any) -> Any:
+        """Wrap secret and unknown values so no pydantic error or ``errors()`` entry carries them."""
+        if not isinstance(data, Mapping):
+            return data
+        known = set(cls.model_fields) | set(_ALIASES)
+        out: dict[Any, Any] = {}
+        for key, value in data.items():
+            if (key in SECRET_FIELDS or key not in known) and isinstance(value, str):
+                value = SecretStr(value)
+            elif key not in known and value is not None and not isinstance(value, SecretStr):
+                value = SecretStr(f"<{type(value).__name__}>")
+            out[key] = value
+        for alias, name in _ALIASES.items():
+            if alias in out and name in out:
+                raise PydanticCustomError(
+                    "duplicate_key",
+                    "give either {name} or its cryptofeed alias {alias}, not both",
+                    {"name": name, "alias": alias, "field": name},
+                )
+        return out
+
+    @field_validator("private_key", mode="before")
+    @classmethod
+    def _check_seed(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            raise PydanticCustomError("key", "must be a base64 string")
+        try:
+            decode_key(raw, "private key")
+        except KeyMaterialError as exc:
+            raise PydanticCustomError("key", "{problem}", {"problem": str(exc)}) from None
+        return SecretStr(raw.strip())
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _check_api_key(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise PydanticCustomError("key", "must be a base64 string")
+        try:
+            decode_key(value, "API key")
+        except KeyMaterialError as exc:
+            raise PydanticCustomError("key", "{problem}", {"problem": str(exc)}) from None
+        return value.strip()
+
+    @field_validator("private_key_env", mode="before")
+    @classmethod
+    def _check_env_name(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, str) or not value.strip() or "=" in value):
+            raise PydanticCustomError("env_name", "must be the name of an environment variable")
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("rest_url", mode="before")
+    @classmethod
+    def _check_rest_url(cls, value: Any) -> str:
+        return _normalise_url(value, ("http", "https"), "http(s)")
+
+    @field_validator("ws_url", mode="before")
+    @classmethod
+    def _check_ws_url(cls, value: Any) -> str:
+        return _normalise_url(value, ("ws", "wss"), "ws(s)")
+
+    @field_validator("rest_proxy", "ws_proxy", mode="before")
+    @classmethod
+    def _check_proxy(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        return _normalise_url(value, _PROXY_SCHEMES, "proxy")
+
+    @field_validator(*_NUMERIC, mode="before")
+    @classmethod
+    def _check_number(cls, value: Any, info: ValidationInfo) -> Any:
+        kind, lo, hi, lo_open = _NUMERIC[info.field_name]  # type: ignore[index]
+        return _number(value, kind, lo, hi, lo_open)
+
+    @field_validator("depth_limit", mode="before")
+    @classmethod
+    def _check_depth_limit(cls, value: Any) -> int:
+        number = _number(value, int, None, None)
+        if number not in DEPTH_LIMITS:
+            raise PydanticCustomError(
+                "choice", "must be one of {choices}", {"choices": ", ".join(map(str, DEPTH_LIMITS))}
+            )
+        return number
+
+    @field_validator("depth_speed", mode="before")
+    @classmethod
+    def _check_depth_speed(cls, value: Any) -> Any:
+        if value in (None, "realtime"):
+            return None
+        if value not in ("200ms", "600ms", "1000ms"):
+            raise PydanticCustomError("choice", "must be one of 200ms, 600ms, 1000ms or null for realtime")
+        return value
+
+    @field_validator("native_enabled", mode="before")
+    @classmethod
+    def _check_native(cls, value: Any, info: ValidationInfo) -> bool:
+        environ = (info.context or {}).get("environ", os.environ)
+        override = environ.get(NATIVE_ENV)
+        if override is not None:
+            parsed = parse_bool_word(override)
+            if parsed is None:
+                raise PydanticCustomError(
+                    "env_bool",
+                    "environment variable {var} must be one of {words}, case-insensitive (got {got})",
+                    {"var": NATIVE_ENV, "words": _BOOL_WORDS, "got": repr(override)},
+                )
+            return parsed
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and parse_bool_word(value) is not None:
+            return parse_bool_word(value)  # type: ignore[return-value]
+        raise PydanticCustomError("bool", "must be a boolean ({words})", {"words": _BOOL_WORDS})
+
+    # -- cross-field checks --------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _resolve_credentials(self, info: ValidationInfo) -> BackpackConfig:
+        sources = [
+            n for n in ("private_key", "private_key_env", "private_key_file") if getattr(self, n) is not None
+        ]
+        if len(sources) > 1:
+            raise PydanticCustomError(
+                "secret_sources",
+                "give at most one of private_key, private_key_env, private_key_file (got {got})",
+                {"got": " and ".join(sources)},
+            )
+        seed: str | None = None
+        if self.private_key is not None:
+            seed = self.private_key.get_secret_value()
+        elif sources:
+            environ = (info.context or {}).get("environ")
+            try:
+                seed = read_secret(env=self.private_key_env, file=self.private_key_file, environ=environ)
+                decode_key(seed, f"private key from {sources[0]}")
+            except KeyMaterialError as exc:
+                raise PydanticCustomError(
+                    "key", "{problem}", {"problem": str(exc), "field": sources[0]}
+                ) from None
+        if seed is None:
+            return self
+        try:
+            signer = Signer(seed, self.api_key)
+        except KeyMaterialError:
+            raise PydanticCustomError(
+                "key_pair",
+                "api_key does not match the private key (the public key derived from the private key differs); "
+                "use the API key created together with this secret, or regenerate the key pair",
+                {"field": "api_key"},
+            ) from None
+        self._seed = SecretStr(seed)
+        self._signer = signer
+        if self.api_key is None:
+            object.__setattr__(self, "api_key", signer.api_key)  # frozen model: derived once, here
+        return self
+
+    # -- output --------------------------------------------------------------------------------
+
+    @field_serializer("rest_proxy", "ws_proxy", when_used="json")
+    def _dump_proxy(self, value: str | None) -> str | None:
+        return None if value is None else _mask_password(value)
+
+    def __repr_args__(self):  # proxies may embed a password
+        for name, value in super().__repr_args__():
+            if name in ("rest_proxy", "ws_proxy") and isinstance(value, str):
+                value = _mask_password(value)
+            yield name, value
+
+    @property
+    def sandbox(self) -> bool:
+        """Any endpoint other than production (a testnet, the loopback server, a recording)."""
+        return self.rest_url != PRODUCTION_REST_URL or self.ws_url != PRODUCTION_WS_URL
+
+    @property
+    def has_credentials(self) -> bool:
+        return self._signer is not None
+
+    def signer(self) -> Signer | None:
+        return self._signer
+
+    def redact(self, text: str, marker: str = "<redacted>") -> str:
+        """Replace this config's secret wherever it appears (recorders and log filters use this)."""
+        if self._seed is not None:
+            text = text.replace(self._seed.get_secret_value(), marker)
+        return text
+
+    # -- loaders -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any] | None, *, environ: Mapping[str, str] | None = None
+    ) -> BackpackConfig:
+        """Build from the ``backpack:`` section itself; raises ConfigError with one line per problem."""
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError([f"{SECTION}: must be a mapping of settings (got {type(data).__name__})"])
+        bad_keys = [k for k in data if not isinstance(k, str)]
+        if bad_keys:
+            raise ConfigError(
+                [f"{SECTION}: setting names must be strings (got {type(bad_keys[0]).__name__})"]
+            )
+        context = None if environ is None else {"environ": environ}
+        try:
+            config = cls.model_validate(dict(data), context=context)
+        except ValidationError as exc:
+            raise ConfigError(format_errors(exc).splitlines()) from None
+        log.debug("backpack config loaded: %r", config)
+        return config
+
+    @classmethod
+    def from_yaml(cls, source: str | Path, *, environ: Mapping[str, str] | None = None) -> BackpackConfig:
+        """Read the ``backpack:`` section of a cryptofeed YAML file (path) or YAML text.
+
+        A string is a path when it has no newline and ends in .yaml/.yml or names an existing file;
+        otherwise it is YAML text. A document without a ``backpack:`` section yields the defaults.
+        """
+        text, origin = _yaml_text(source)
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError([f"{origin}: not valid YAML{where}"]) from None
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, Mapping):
+            raise ConfigError([f"{origin}: the top level must be a mapping (got {type(doc).__name__})"])
+        return cls.from_dict(_section(doc), environ=environ)
+
+    @classmethod
+    def load(
+        cls,
+        config: None | Mapping[str, Any] | str | Path | BackpackConfig,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> BackpackConfig:
+        """Accept whatever a feed constructor was given.
+
+        A mapping with a ``backpack`` key is a whole cryptofeed config and its section is used; any
+        other mapping is the section itself.
+        """
+        if config is None:
+            return cls.from_dict({}, environ=environ)
+        if isinstance(config, BackpackConfig):
+            return config
+        if isinstance(config, str | Path):
+            return cls.from_yaml(config, environ=environ)
+        if isinstance(config, Mapping):
+            section = _section(config) if _has_section(config) else config
+            return cls.from_dict(section, environ=environ)
+        raise ConfigError([f"{SECTION}: cannot load a config from {type(config).__name__}"])
+
+
+def _has_section(doc: Mapping[Any, Any]) -> bool:
+    return any(isinstance(k, str) and k.lower() == SECTION for k in doc)
+
+
+def _section(doc: Mapping[Any, Any]) -> Any:
+    for key, value in doc.items():
+        if isinstance(key, str) and key.lower() == SECTION:
+            return {} if value is None else value
+    return {}
+
+
+def _yaml_text(source: str | Path) -> tuple[str, str]:
+    if isinstance(source, str) and (
+        "\n" in source or not (source.endswith((".yaml", ".yml")) or Path(source).is_file())
+    ):
+        return source, "config"
+    path = Path(source)
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: config file does not exist"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: config file cannot be read ({type(exc).__name__})"]) from None
+
+
+def _known_names() -> list[str]:
+    return sorted(set(BackpackConfig.model_fields) | set(_ALIASES))
+
+
+def format_errors(exc: ValidationError | ConfigError, prefix: str = SECTION) -> str:
+    """One line per problem, ``<prefix>.<field>: <problem> (got <value>)``; secret values never shown."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        if not loc and (err.get("ctx") or {}).get("field"):  # cross-field checks name their field in ctx
+            loc = [str(err["ctx"]["field"])]
+        field = loc[0] if loc else ""
+        where = ".".join([prefix, *loc]) if loc else prefix
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            close = difflib.get_close_matches(field, _known_names(), n=1)
+            hint = (
+                f" (did you mean {close[0]!r}?)"
+                if close
+                else f"; known settings: {', '.join(_known_names())}"
+            )
+            lines.append(f"{where}: unknown setting{hint}")
+            continue
+        msg = err["msg"]
+        if kind not in ("value_error", "assertion_error") and msg[:1].isupper() and not msg.startswith("API"):
+            msg = msg[0].lower() + msg[1:]
+        shown = ""
+        value = err.get("input")
+        if (
+            loc
+            and field not in _NO_ECHO
+            and kind not in ("missing", "env_bool")
+            and not isinstance(value, Mapping | SecretStr)
+        ):
+            shown = f" (got {value!r})"
+        lines.append(f"{where}: {msg}{shown}")
+    return "\n".join(lines)
