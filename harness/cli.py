@@ -227,9 +227,7 @@ def _parse_params(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise _UsageError(
-                f"backpack-harness sign: error: --param must look like key=value (got {item!r})"
-            )
+            raise CliError(EXIT_USAGE, f"--param must look like key=value (got {item!r})")
         if key in params:
             raise CliError(EXIT_USAGE, f"--param {key!r} given more than once; each key may appear once")
         params[key] = value  # kept as text: "true"/"false" are signed exactly like that
