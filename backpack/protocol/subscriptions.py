@@ -62,7 +62,7 @@ CHANNELS = tuple(_CHANNELS)
 _KINDS: dict[str, str] = {kind: use for kind, use in _CHANNELS.values()}
 _KINDS["liquidation"] = "optional"
 
-_SYMBOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._]*")
+_SYMBOL_RE = re.compile(r"[A-Za-z0-9]+(?:[._][A-Za-z0-9]+)*")
 
 
 def _check_symbol(symbol: object) -> str:
@@ -72,6 +72,8 @@ def _check_symbol(symbol: object) -> str:
         raise ValueError(f"symbol {symbol!r} looks normalized; streams take the native form (e.g. SOL_USDC)")
     if not _SYMBOL_RE.fullmatch(symbol):
         raise ValueError(f"symbol {symbol!r} has characters a Backpack symbol never has")
+    if symbol.partition(".")[0] in DEPTH_SPEEDS and "." in symbol:
+        raise ValueError(f"symbol {symbol!r} would read as a depth window in a stream name")
     return symbol
 
 
