@@ -179,7 +179,9 @@ def test_parse_stream_refuses(bad: str) -> None:
         parse_stream(bad)
 
 
-symbols = st.from_regex(r"[A-Za-z0-9]{1,6}(?:[._][A-Za-z0-9]{1,6}){0,4}", fullmatch=True)
+symbols = st.from_regex(r"[A-Za-z0-9]{1,6}(?:[._][A-Za-z0-9]{1,6}){0,4}", fullmatch=True).filter(
+    lambda s: s.partition(".")[0] not in DEPTH_SPEEDS
+)
 
 
 @given(
