@@ -33,7 +33,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from backpack.protocol.auth import MAX_WINDOW_MS, MIN_WINDOW_MS, KeyMaterialError, Signer, decode_key
 
@@ -53,6 +53,8 @@ _BOOL_WORDS = "1/0/true/false/yes/no/on/off"
 # plausible mistake, and proxies may carry user:password.
 SECRET_FIELDS = frozenset({"private_key", "key_secret"})
 _NO_ECHO = SECRET_FIELDS | {"api_key", "key_id", "rest_proxy", "ws_proxy"}
+# Error kinds whose message already names what was given (or must not).
+_NO_ECHO_KINDS = frozenset({"missing", "env_bool", "key", "key_pair", "secret_sources", "duplicate_key"})
 _ALIASES = {"key_id": "api_key", "key_secret": "private_key"}
 _PROXY_SCHEMES = ("http", "https", "socks5")
 
@@ -177,6 +179,23 @@ _NUMERIC: dict[str, tuple[type, float | None, float | None, bool]] = {
 }
 
 
+def _reveal(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _error(
+    field: str | None, shown: Any, kind: str, template: str, ctx: dict[str, Any] | None = None
+) -> ValidationError:
+    """A located error whose recorded input is ``shown``, not the raw input mapping (which holds the secret).
+
+    Model-level validators would otherwise record the whole original input in ``errors()``.
+    """
+    detail = InitErrorDetails(
+        type=PydanticCustomError(kind, template, ctx), loc=(field,) if field else (), input=shown
+    )
+    return ValidationError.from_exception_data(BackpackConfig.__name__, [detail])
+
+
 class BackpackConfig(BaseModel):
     """Everything the native feed needs; credentials are optional (public data needs none)."""
 
@@ -222,26 +241,28 @@ class BackpackConfig(BaseModel):
         known = set(cls.model_fields) | set(_ALIASES)
         out: dict[Any, Any] = {}
         for key, value in data.items():
-            if (key in SECRET_FIELDS or key not in known) and isinstance(value, str):
+            if (key in _NO_ECHO or key not in known) and isinstance(value, str):
                 value = SecretStr(value)
             elif key not in known and value is not None and not isinstance(value, SecretStr):
                 value = SecretStr(f"<{type(value).__name__}>")
             out[key] = value
         for alias, name in _ALIASES.items():
             if alias in out and name in out:
-                raise PydanticCustomError(
+                raise _error(
+                    name,
+                    out[name],
                     "duplicate_key",
                     "give either {name} or its cryptofeed alias {alias}, not both",
-                    {"name": name, "alias": alias, "field": name},
+                    {"name": name, "alias": alias},
                 )
         return out
 
     @field_validator("private_key", mode="before")
     @classmethod
     def _check_seed(cls, value: Any) -> Any:
-        if value is None:
+        raw = _reveal(value)
+        if raw is None:
             return None
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         if not isinstance(raw, str):
             raise PydanticCustomError("key", "must be a base64 string")
         try:
@@ -253,6 +274,7 @@ class BackpackConfig(BaseModel):
     @field_validator("api_key", mode="before")
     @classmethod
     def _check_api_key(cls, value: Any) -> Any:
+        value = _reveal(value)
         if value is None:
             return None
         if not isinstance(value, str):
@@ -283,6 +305,7 @@ class BackpackConfig(BaseModel):
     @field_validator("rest_proxy", "ws_proxy", mode="before")
     @classmethod
     def _check_proxy(cls, value: Any) -> str | None:
+        value = _reveal(value)
         if value is None:
             return None
         return _normalise_url(value, _PROXY_SCHEMES, "proxy")
@@ -340,7 +363,9 @@ class BackpackConfig(BaseModel):
             n for n in ("private_key", "private_key_env", "private_key_file") if getattr(self, n) is not None
         ]
         if len(sources) > 1:
-            raise PydanticCustomError(
+            raise _error(
+                None,
+                sources,
                 "secret_sources",
                 "give at most one of private_key, private_key_env, private_key_file (got {got})",
                 {"got": " and ".join(sources)},
@@ -354,19 +379,20 @@ class BackpackConfig(BaseModel):
                 seed = read_secret(env=self.private_key_env, file=self.private_key_file, environ=environ)
                 decode_key(seed, f"private key from {sources[0]}")
             except KeyMaterialError as exc:
-                raise PydanticCustomError(
-                    "key", "{problem}", {"problem": str(exc), "field": sources[0]}
+                raise _error(
+                    sources[0], getattr(self, sources[0]), "key", "{problem}", {"problem": str(exc)}
                 ) from None
         if seed is None:
             return self
         try:
             signer = Signer(seed, self.api_key)
         except KeyMaterialError:
-            raise PydanticCustomError(
+            raise _error(
+                "api_key",
+                SecretStr(self.api_key or ""),
                 "key_pair",
                 "api_key does not match the private key (the public key derived from the private key differs); "
                 "use the API key created together with this secret, or regenerate the key pair",
-                {"field": "api_key"},
             ) from None
         self._seed = SecretStr(seed)
         self._signer = signer
@@ -508,8 +534,6 @@ def format_errors(exc: ValidationError | ConfigError, prefix: str = SECTION) -> 
     lines = []
     for err in exc.errors(include_url=False):
         loc = [str(p) for p in err["loc"]]
-        if not loc and (err.get("ctx") or {}).get("field"):  # cross-field checks name their field in ctx
-            loc = [str(err["ctx"]["field"])]
         field = loc[0] if loc else ""
         where = ".".join([prefix, *loc]) if loc else prefix
         kind = err["type"]
@@ -527,12 +551,8 @@ def format_errors(exc: ValidationError | ConfigError, prefix: str = SECTION) -> 
             msg = msg[0].lower() + msg[1:]
         shown = ""
         value = err.get("input")
-        if (
-            loc
-            and field not in _NO_ECHO
-            and kind not in ("missing", "env_bool")
-            and not isinstance(value, Mapping | SecretStr)
-        ):
+        echo = loc and field not in _NO_ECHO and kind not in _NO_ECHO_KINDS
+        if echo and not isinstance(value, Mapping | SecretStr):
             shown = f" (got {value!r})"
         lines.append(f"{where}: {msg}{shown}")
     return "\n".join(lines)
