@@ -142,6 +142,8 @@ class LiveWsSession:
         self._failure: WsClosed | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[Any] | None = None
+        self._watchdog_cancelled = False
         if watchdog_seconds is not None and watchdog_seconds > 0:
             self._arm(watchdog_seconds)
 
@@ -161,10 +163,24 @@ class LiveWsSession:
     async def recv(self) -> WsFrame:
         if self._failure is not None:
             raise WsClosed(self._failure.code, self._failure.reason)
+        self._reader = asyncio.current_task()
         try:
             data = await self._conn.recv()
         except ConnectionClosed as exc:
             raise self._closed_error(exc) from None
+        except asyncio.CancelledError:
+            # The watchdog cancels a blocked reader so it need not wait out the close handshake
+            # with a dead peer; any other cancellation is passed on untouched.
+            reader = self._reader
+            if self._watchdog_cancelled and reader is not None:
+                self._watchdog_cancelled = False
+                if reader.uncancel() == 0 and self._failure is not None:
+                    raise WsClosed(self._failure.code, self._failure.reason) from None
+            raise
+        finally:
+            self._reader = None
+        if self._failure is not None:  # arrived after the watchdog declared the socket dead
+            raise WsClosed(self._failure.code, self._failure.reason)
         receipts = self._conn.receipts
         receipt = receipts.popleft() if receipts else self._conn.clock()
         return WsFrame(data, receipt)
@@ -227,6 +243,9 @@ class LiveWsSession:
         reason = f"watchdog: no data or ping for {limit:g} s"
         log.warning("%s %s: %s; closing", self.id, _host_port(self.url), reason)
         self._failure = WsClosed(WATCHDOG_CLOSE_CODE, reason)
+        if self._reader is not None and not self._reader.done():
+            self._watchdog_cancelled = True
+            self._reader.cancel()
         self._watchdog_task = asyncio.get_running_loop().create_task(
             self._conn.close(WATCHDOG_CLOSE_CODE, _clip_reason(reason))
         )

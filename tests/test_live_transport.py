@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -420,3 +422,75 @@ def test_wall_clock_never_goes_backwards() -> None:
     clock._last = 2**62  # as if the wall clock had just stepped back
     assert clock() == 2**62
     assert WallClock()() > 1_600_000_000_000_000
+
+
+class DeadPeer:
+    """Completes the WebSocket handshake, then never reads or writes again (a hung exchange)."""
+
+    def __init__(self) -> None:
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        key = next(
+            line.split(":", 1)[1].strip()
+            for line in head.split("\r\n")
+            if line.lower().startswith("sec-websocket-key:")
+        )
+        accept = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+        ).decode()
+        writer.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+
+    async def stop(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_watchdog_does_not_wait_for_a_dead_peer_close_handshake() -> None:
+    """A blocked recv() raises as soon as the watchdog fires, even though the peer never answers Close."""
+    peer = DeadPeer()
+    port = await peer.start()
+    # close_timeout far beyond the guard: if recv() waited for the close handshake, wait_for would trip.
+    transport = LiveTransport(watchdog_seconds=0.5, ws_close_timeout=10 * GUARD)
+    try:
+        session = await transport.connect(f"ws://127.0.0.1:{port}/", timeout=GUARD)
+        with pytest.raises(WsClosed) as info:
+            await asyncio.wait_for(session.recv(), GUARD)
+        assert info.value.code == WATCHDOG_CLOSE_CODE
+    finally:
+        await peer.stop()
+        await transport.close()
+
+
+async def test_outer_cancellation_is_not_swallowed(server) -> None:
+    srv, _ = server
+    transport = LiveTransport()
+    try:
+        session = await transport.connect(ws_url(srv))
+        reader = asyncio.ensure_future(session.recv())
+        await asyncio.sleep(0.05)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        await session.send("echo:still-alive")  # cancelling recv() loses nothing
+        frame = await asyncio.wait_for(session.recv(), GUARD)
+        assert frame.data == "still-alive"
+        await session.close()
+    finally:
+        await transport.close()
