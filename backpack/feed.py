@@ -1,0 +1,372 @@
+"""``BackpackFeed``: the native cryptofeed feed.
+
+cryptofeed's own connection handling is bypassed on purpose: all bytes cross our transport seam so that
+the same feed runs live, recording or on a replay, and all protocol decisions are made by the sans-I/O
+``Router``. This class only wires callbacks and keeps cryptofeed's ``OrderBook`` objects in step with the
+validated protocol book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from . import adapters, compat
+from .config import BackpackConfig
+from .errors import BackpackError
+from .protocol import events as ev
+from .protocol.router import Router, is_auth_error
+from .protocol.subscriptions import streams_for
+from .protocol.symbols import SymbolMap, native_symbol, normalize_symbol, parse_markets
+from .rest import RestClient
+from .session import WsSessionManager
+from .transport import Transport, TransportError, WsFrame
+
+LOG = logging.getLogger("backpack.feed")
+
+ProtocolCallback = Callable[[Any], Awaitable[None] | None]
+
+VALID_CANDLE_INTERVALS = {
+    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1month",
+}
+
+
+class BackpackFeed(compat.Feed):
+    id = "BACKPACK"
+    websocket_endpoints: list = []
+    rest_endpoints: list = []
+    valid_candle_intervals = VALID_CANDLE_INTERVALS
+    # cryptofeed channel → backpack.protocol.subscriptions channel name
+    websocket_channels = {
+        compat.L2_BOOK: "l2_book",
+        compat.TRADES: "trades",
+        compat.TICKER: "ticker",
+        compat.CANDLES: "candles",
+        compat.FUNDING: "funding",
+        compat.OPEN_INTEREST: "open_interest",
+        compat.LIQUIDATIONS: "liquidations",
+        compat.ORDER_INFO: "order_info",
+        compat.FILLS: "fills",
+        compat.POSITIONS: "positions",
+        compat.BALANCES: "balances",
+    }
+
+    def __init__(
+        self,
+        *,
+        transport: Transport | None = None,
+        backpack_config: BackpackConfig | dict | None = None,
+        protocol_callback: ProtocolCallback | None = None,
+        rng: random.Random | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.bp_config = BackpackConfig.load(
+            backpack_config if backpack_config is not None else _section_of(kwargs.get("config"))
+        )
+        if not compat.Symbols.populated(self.id):
+            # Backpack symbols normalise by rule (see protocol.symbols), so subscription building needs no
+            # market list; the list is loaded asynchronously at start and used to validate.
+            compat.Symbols.set(self.id, {}, {})
+        super().__init__(**kwargs)
+        for channel in compat.PRIVATE_CHANNELS:  # 3.0.1 has no slots for these
+            self.callbacks.setdefault(channel, [])
+        self._transport = transport
+        self._owns_transport = transport is None
+        self.protocol_callback = protocol_callback
+        self.rng = rng or random.Random()
+        self.router = Router()
+        self.symbol_map: SymbolMap | None = None
+        self.session: WsSessionManager | None = None
+        self.rest: RestClient | None = None
+        self._books: dict[str, Any] = {}
+        self._snapshot_tasks: dict[str, asyncio.Task] = {}
+        self._task: asyncio.Task | None = None
+        self._stop: asyncio.Event | None = None
+        self.metrics: dict[str, int] = {"resyncs": 0, "errors": 0, "callbacks": 0, "snapshots": 0, "snapshot_failures": 0}
+        private = [c for c in self.subscription if c in ("order_info", "fills", "positions", "balances")]
+        if private and not self.bp_config.has_credentials:
+            raise ValueError(
+                f"{self.id}: private channels {sorted(private)} need credentials: set api_key and private_key "
+                "(or private_key_env / private_key_file) in the backpack config"
+            )
+
+    # --- symbols: Backpack names convert by rule -----------------------------------------------
+
+    @classmethod
+    def is_authenticated_channel(cls, channel: str) -> bool:
+        # Credentials come from BackpackConfig, checked in __init__; cryptofeed's key_id check is bypassed.
+        return False
+
+    def std_symbol_to_exchange_symbol(self, symbol: Any) -> str:
+        if isinstance(symbol, compat.Symbol):
+            symbol = symbol.normalized
+        return native_symbol(symbol)
+
+    def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
+        if self.symbol_map is not None and symbol in self.symbol_map:
+            return self.symbol_map.to_normalized(symbol)
+        return normalize_symbol(symbol)
+
+    # --- lifecycle: cryptofeed 2.4.1 ----------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._stop = asyncio.Event()
+        self._task = loop.create_task(self._supervised(self._stop), name=f"{self.id}.native")
+        for callbacks in self.callbacks.values():
+            for callback in callbacks:
+                if hasattr(callback, "start"):
+                    callback.start(loop, multiprocess=getattr(self.config, "backend_multiprocessing", False))
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def shutdown(self) -> Any:
+        self.stop()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except (TimeoutError, asyncio.TimeoutError):
+                self._task.cancel()
+        await self._close_resources()
+        released = []
+        for callbacks in self.callbacks.values():
+            for callback in callbacks:
+                if hasattr(callback, "stop"):
+                    if await callback.stop():
+                        released.append(callback)
+        return released
+
+    # --- lifecycle: cryptofeed 3.0.1 ----------------------------------------------------------
+
+    async def run(self, stop_event: asyncio.Event) -> None:
+        self._stop = stop_event
+        try:
+            await self._run_native(stop_event)
+        finally:
+            await self._close_resources()
+
+    # --- the native run ------------------------------------------------------------------------
+
+    async def _supervised(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run_native(stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            LOG.exception("%s: native feed stopped on an unexpected error", self.id)
+
+    def _make_transport(self) -> Transport:
+        if self._transport is None:
+            from .live import LiveTransport
+
+            cfg = self.bp_config
+            self._transport = LiveTransport(
+                rest_proxy=cfg.rest_proxy, ws_proxy=cfg.ws_proxy, watchdog_seconds=cfg.ws_watchdog_seconds
+            )
+        return self._transport
+
+    async def _run_native(self, stop: asyncio.Event) -> None:
+        cfg = self.bp_config
+        transport = self._make_transport()
+        self.rest = RestClient(
+            transport, cfg.rest_url, signer=cfg.signer(), window_ms=cfg.window_ms, retries=cfg.rest_retries,
+            breaker_threshold=cfg.breaker_threshold, breaker_reset=cfg.breaker_reset_seconds,
+            timeout=cfg.rest_timeout, rng=self.rng,
+        )
+        await self._load_symbols()
+        streams = streams_for(self.subscription, interval=self.candle_interval, depth_speed=cfg.depth_speed)
+        LOG.info("%s: native path active (%s), %d streams", self.id, "sandbox" if cfg.sandbox else "production", len(streams))
+        self.session = WsSessionManager(
+            transport, cfg.ws_url, streams, self._on_frame,
+            on_disconnect=self._on_disconnect, signer=cfg.signer(), window_ms=cfg.window_ms,
+            batch_size=cfg.subscribe_batch_size, private_retries=cfg.private_subscribe_retries, rng=self.rng,
+        )
+        try:
+            await self.session.run(stop)
+        finally:
+            for task in self._snapshot_tasks.values():
+                task.cancel()
+
+    async def _load_symbols(self) -> None:
+        assert self.rest is not None
+        try:
+            payload = await self.rest.markets()
+        except (BackpackError, TransportError) as exc:
+            LOG.error("%s: could not load /api/v1/markets (%s); continuing with rule-based symbol names", self.id, exc)
+            return
+        markets, warnings = parse_markets(payload)
+        for warning in warnings:
+            LOG.warning("%s: %s", self.id, warning)
+        self.symbol_map = SymbolMap.from_markets(markets)
+        wanted = {s for symbols in self.subscription.values() for s in (symbols or ())}
+        for native in sorted(wanted - set(self.symbol_map.natives())):
+            LOG.error("%s: %s is not listed by /api/v1/markets; the exchange sends nothing for unknown symbols",
+                      self.id, native)
+
+    async def _close_resources(self) -> None:
+        for task in list(self._snapshot_tasks.values()):
+            task.cancel()
+        if self.session is not None:
+            await self.session.close()
+        if self._owns_transport and self._transport is not None:
+            await self._transport.close()
+            self._transport = None
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    async def _on_frame(self, frame: WsFrame) -> None:
+        await self._dispatch(self.router.receive_frame(frame.data, frame.receipt))
+
+    async def _on_disconnect(self, connection: int) -> None:
+        await self._dispatch(self.router.connection_lost())
+
+    async def _fetch_snapshot(self, symbol: str, attempt: int) -> None:
+        assert self.rest is not None and self._transport is not None
+        if attempt > 1:
+            await self._transport.sleep(min(30.0, 0.25 * 2 ** (attempt - 2)) * (0.5 + self.rng.random() / 2))
+        try:
+            data, receipt = await self.rest.depth_snapshot(symbol, self.bp_config.depth_limit)
+        except (BackpackError, TransportError) as exc:
+            self.metrics["snapshot_failures"] += 1
+            LOG.warning("%s: depth snapshot for %s failed: %s", self.id, symbol, exc)
+            outputs = self.router.snapshot_failed(symbol)
+        else:
+            self.metrics["snapshots"] += 1
+            outputs = self.router.receive_snapshot(symbol, data, receipt)
+        finally:
+            self._snapshot_tasks.pop(symbol, None)
+        await self._dispatch(outputs)
+
+    # --- outputs -------------------------------------------------------------------------------
+
+    async def _dispatch(self, outputs: list[Any]) -> None:
+        for out in outputs:
+            if self.protocol_callback is not None:
+                result = self.protocol_callback(out)
+                if result is not None:
+                    await result
+            handler = self._handlers.get(type(out))
+            if handler is not None:
+                await handler(self, out)
+
+    def _std(self, native: str) -> str:
+        return self.exchange_symbol_to_std_symbol(native)
+
+    async def _emit(self, channel: str, obj: Any, receipt_us: int) -> None:
+        callbacks = self.callbacks.get(channel)
+        if callbacks:
+            self.metrics["callbacks"] += 1
+            receipt = receipt_us / 1_000_000
+            for cb in callbacks:
+                await cb(obj, receipt)
+
+    async def _on_fetch(self, out: ev.FetchSnapshot) -> None:
+        if out.symbol not in self._snapshot_tasks:
+            self._snapshot_tasks[out.symbol] = asyncio.ensure_future(self._fetch_snapshot(out.symbol, out.attempt))
+
+    async def _on_book(self, out: ev.BookUpdate) -> None:
+        symbol = self._std(out.symbol)
+        if out.kind == "snapshot":
+            proto = self.router.books.get(out.symbol).book
+            book = compat.OrderBook(self.id, symbol, max_depth=self.max_depth)
+            for price, size in proto.bid_dict().items():
+                book.book.bids[price] = size
+            for price, size in proto.ask_dict().items():
+                book.book.asks[price] = size
+            self._books[out.symbol] = book
+            delta = None
+        else:
+            book = self._books.get(out.symbol)
+            if book is None:
+                return
+            d = out.delta
+            for side, levels in ((book.book.bids, d.bids), (book.book.asks, d.asks)):
+                for price, size in levels:
+                    if size == 0:
+                        if price in side:
+                            del side[price]
+                    else:
+                        side[price] = size
+            delta = adapters.book_delta(d)
+        if compat.L2_BOOK in self.callbacks and self.callbacks[compat.L2_BOOK]:
+            await self.book_callback(
+                compat.L2_BOOK, book, out.receipt / 1_000_000, timestamp=out.timestamp / 1_000_000 if out.timestamp else None,
+                raw=None, sequence_number=out.sequence, delta=delta,
+            )
+
+    async def _on_resync(self, out: ev.ResyncNeeded) -> None:
+        self.metrics["resyncs"] += 1
+        self._books.pop(out.symbol, None)
+        LOG.warning("%s: %s book resync (%s; expected %s, got %s)", self.id, out.symbol, out.reason, out.expected, out.got)
+
+    async def _on_error(self, out: ev.ErrorEvent) -> None:
+        self.metrics["errors"] += 1
+        if is_auth_error(out):
+            LOG.error("%s: private subscription rejected by the exchange: %s (code %s)", self.id, out.message, out.code)
+            if self.session is not None:
+                self.session.private_rejected()
+        else:
+            LOG.warning("%s: %s (code %s)", self.id, out.message, out.code)
+
+    async def _on_trade(self, out: ev.Trade) -> None:
+        await self._emit(compat.TRADES, adapters.trade(out, self._std(out.symbol)), out.receipt)
+
+    async def _on_ticker(self, out: ev.BookTicker) -> None:
+        await self._emit(compat.TICKER, adapters.ticker(out, self._std(out.symbol)), out.receipt)
+
+    async def _on_candle(self, out: ev.Candle) -> None:
+        if out.closed or not self.candle_closed_only:
+            await self._emit(compat.CANDLES, adapters.candle(out, self._std(out.symbol)), out.receipt)
+
+    async def _on_funding(self, out: ev.MarkPrice) -> None:
+        await self._emit(compat.FUNDING, adapters.funding(out, self._std(out.symbol)), out.receipt)
+
+    async def _on_oi(self, out: ev.OpenInterest) -> None:
+        await self._emit(compat.OPEN_INTEREST, adapters.open_interest(out, self._std(out.symbol)), out.receipt)
+
+    async def _on_liquidation(self, out: ev.Liquidation) -> None:
+        await self._emit(compat.LIQUIDATIONS, adapters.liquidation(out, self._std(out.symbol)), out.receipt)
+
+    async def _on_order(self, out: ev.OrderUpdate) -> None:
+        symbol = self._std(out.symbol)
+        await self._emit(compat.ORDER_INFO, adapters.order_info(out, symbol), out.receipt)
+        if out.event == "orderFill" and out.last_fill_amount is not None:
+            await self._emit(compat.FILLS, adapters.fill(out, symbol), out.receipt)
+
+    async def _on_position(self, out: ev.PositionUpdate) -> None:
+        await self._emit(compat.POSITIONS, adapters.position(out, self._std(out.symbol)), out.receipt)
+
+    async def _on_balance(self, out: ev.BalanceUpdate) -> None:
+        await self._emit(compat.BALANCES, adapters.balance(out), out.receipt)
+
+    _handlers: dict[type, Callable[[BackpackFeed, Any], Awaitable[None]]] = {
+        ev.FetchSnapshot: _on_fetch,
+        ev.BookUpdate: _on_book,
+        ev.ResyncNeeded: _on_resync,
+        ev.ErrorEvent: _on_error,
+        ev.Trade: _on_trade,
+        ev.BookTicker: _on_ticker,
+        ev.Candle: _on_candle,
+        ev.MarkPrice: _on_funding,
+        ev.OpenInterest: _on_oi,
+        ev.Liquidation: _on_liquidation,
+        ev.OrderUpdate: _on_order,
+        ev.PositionUpdate: _on_position,
+        ev.BalanceUpdate: _on_balance,
+    }
+
+
+def _section_of(config: Any) -> Any:
+    """The ``backpack:`` section of whatever cryptofeed ``config`` was given, or None."""
+    if config is None:
+        return None
+    inner = getattr(config, "config", None)  # a cryptofeed Config wraps its dict
+    if isinstance(inner, dict):
+        config = inner
+    if isinstance(config, dict):
+        return config if any(str(k).lower() == "backpack" for k in config) else None
+    return config  # a path: BackpackConfig.load reads the section

@@ -1,0 +1,198 @@
+"""WebSocket session manager: connect, subscribe, read, reconnect, resubscribe.
+
+Thin I/O shell around the transport. It knows nothing of frame contents beyond what it must to run
+the private-channel handshake: protocol decisions stay in ``backpack.protocol``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from .protocol.auth import Signer
+from .protocol.subscriptions import is_private, subscribe_frames
+from .transport import Transport, TransportError, WsClosed, WsFrame, WsSession
+
+LOG = logging.getLogger("backpack.session")
+
+FrameHandler = Callable[[WsFrame], Awaitable[None]]
+ConnectHandler = Callable[[int], Awaitable[None]]  # argument: the connection number (1 = first)
+
+
+@dataclass
+class SessionStats:
+    connects: int = 0
+    reconnects: int = 0
+    frames: int = 0
+    private_rejections: int = 0
+    private_stopped: bool = False
+    last_close_code: int | None = None
+    closes: list[int | None] = field(default_factory=list)
+
+
+class WsSessionManager:
+    def __init__(
+        self,
+        transport: Transport,
+        url: str,
+        streams: Sequence[str],
+        on_frame: FrameHandler,
+        *,
+        on_connect: ConnectHandler | None = None,
+        on_disconnect: ConnectHandler | None = None,
+        signer: Signer | None = None,
+        window_ms: int = 5000,
+        batch_size: int = 50,
+        private_retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_reconnects: int = -1,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.transport = transport
+        self.url = url
+        self.public = [s for s in streams if not is_private(s)]
+        self.private = [s for s in streams if is_private(s)]
+        if self.private and signer is None:
+            raise ValueError("private streams need credentials: set api_key and private_key in the backpack config")
+        self.on_frame = on_frame
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+        self.signer = signer
+        self.window_ms = window_ms
+        self.batch_size = batch_size
+        self.private_retries = private_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_reconnects = max_reconnects
+        self.rng = rng or random.Random()
+        self.stats = SessionStats()
+        self.session: WsSession | None = None
+        self._private_attempts = 0
+        self._private_retry_task: asyncio.Task | None = None
+        self._stopping = False
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempt - 1)))
+        return cap / 2 + self.rng.random() * cap / 2
+
+    async def _subscribe(self, session: WsSession) -> None:
+        for text in subscribe_frames(self.public, batch_size=self.batch_size):
+            await session.send(text)
+        if self.private and not self.stats.private_stopped:
+            await self._subscribe_private(session)
+
+    async def _subscribe_private(self, session: WsSession) -> None:
+        self._private_attempts += 1
+        frames = subscribe_frames(
+            self.private,
+            signer=self.signer,
+            timestamp_ms=self.transport.now_us() // 1000,
+            window_ms=self.window_ms,
+            batch_size=self.batch_size,
+        )
+        for text in frames:
+            await session.send(text)
+
+    def private_rejected(self) -> None:
+        """Called by the feed when the exchange refused the private subscription."""
+        self.stats.private_rejections += 1
+        if self.stats.private_stopped:
+            return
+        if self._private_attempts > self.private_retries:
+            self.stats.private_stopped = True
+            LOG.error(
+                "private subscription rejected %d times: private channels stopped, public channels keep running; "
+                "check the API key pair and the system clock (backpack-harness auth-check)",
+                self.stats.private_rejections,
+            )
+            return
+        delay = self._backoff(self._private_attempts)
+        LOG.warning("private subscription rejected; retrying in %.2f s (attempt %d of %d)",
+                    delay, self._private_attempts + 1, self.private_retries + 1)
+        session = self.session
+        if session is not None and (self._private_retry_task is None or self._private_retry_task.done()):
+            self._private_retry_task = asyncio.ensure_future(self._retry_private(session, delay))
+
+    async def _retry_private(self, session: WsSession, delay: float) -> None:
+        await self.transport.sleep(delay)
+        if session is self.session and not self._stopping:
+            try:
+                await self._subscribe_private(session)
+            except TransportError as exc:
+                LOG.warning("private resubscribe failed: %s", exc)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                session = await self.transport.connect(self.url)
+            except TransportError as exc:
+                attempt += 1
+                if 0 <= self.max_reconnects < attempt:
+                    raise
+                delay = self._backoff(attempt)
+                LOG.warning("connect to %s failed (%s); retrying in %.2f s", self.url, exc, delay)
+                await self._sleep_or_stop(delay, stop)
+                continue
+            self.session = session
+            self.stats.connects += 1
+            if self.stats.connects > 1:
+                self.stats.reconnects += 1
+            try:
+                if self.on_connect is not None:
+                    await self.on_connect(self.stats.connects)
+                await self._subscribe(session)
+                attempt = 0
+                await self._read(session, stop)
+            except WsClosed as exc:
+                self.stats.last_close_code = exc.code
+                self.stats.closes.append(exc.code)
+                LOG.warning("websocket %s closed (code %s %s); reconnecting", session.id, exc.code, exc.reason)
+            except TransportError as exc:
+                LOG.warning("websocket %s failed: %s; reconnecting", session.id, exc)
+            finally:
+                self.session = None
+                if self._private_retry_task is not None:
+                    self._private_retry_task.cancel()
+                await session.close()
+            if stop.is_set():
+                break
+            if self.on_disconnect is not None:
+                await self.on_disconnect(self.stats.connects)
+            attempt += 1
+            if 0 <= self.max_reconnects < attempt:
+                raise TransportError(f"gave up after {attempt} reconnect attempts")
+            await self._sleep_or_stop(self._backoff(attempt), stop)
+
+    async def _read(self, session: WsSession, stop: asyncio.Event) -> None:
+        stop_wait = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                recv = asyncio.ensure_future(session.recv())
+                done, _ = await asyncio.wait({recv, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if recv not in done:
+                    recv.cancel()
+                    break
+                frame = recv.result()
+                self.stats.frames += 1
+                await self.on_frame(frame)
+        finally:
+            stop_wait.cancel()
+
+    async def _sleep_or_stop(self, delay: float, stop: asyncio.Event) -> None:
+        sleeper = asyncio.ensure_future(self.transport.sleep(delay))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self.session is not None:
+            await self.session.close()
