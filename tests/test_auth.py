@@ -160,11 +160,21 @@ def test_no_params_and_empty_params() -> None:
     expected = "instruction=balanceQuery&timestamp=1614550000000&window=5000"
     assert signing_string("balanceQuery", None, TS) == expected
     assert signing_string("balanceQuery", {}, TS) == expected
-    assert signing_string("subscribe", None, TS, 60000) == "instruction=subscribe&timestamp=1614550000000&window=60000"
+    assert (
+        signing_string("subscribe", None, TS, 60000)
+        == "instruction=subscribe&timestamp=1614550000000&window=60000"
+    )
 
 
 def test_sorted_keys_booleans_and_none() -> None:
-    params = {"symbol": "SOL_USDC", "postOnly": True, "reduceOnly": False, "clientId": None, "Zed": "1", "a": 2}
+    params = {
+        "symbol": "SOL_USDC",
+        "postOnly": True,
+        "reduceOnly": False,
+        "clientId": None,
+        "Zed": "1",
+        "a": 2,
+    }
     # byte order: upper case sorts before lower case; None means "absent"
     assert signing_string("orderExecute", params, TS, 7000) == (
         "instruction=orderExecute&Zed=1&a=2&postOnly=true&reduceOnly=false&symbol=SOL_USDC&timestamp=1614550000000&window=7000"
@@ -179,7 +189,9 @@ def test_values_are_signed_raw() -> None:
 def test_sign_returns_verifiable_request_and_headers() -> None:
     signer = Signer(b64(RFC8032[0][1]))
     req = signer.sign("orderCancel", {"symbol": "BTC_USDT", "orderId": 28}, TS, 6000)
-    assert req.signing_string == signing_string("orderCancel", {"symbol": "BTC_USDT", "orderId": 28}, TS, 6000)
+    assert req.signing_string == signing_string(
+        "orderCancel", {"symbol": "BTC_USDT", "orderId": 28}, TS, 6000
+    )
     assert verify(signer.api_key, req.signing_string, req.signature)
     assert len(base64.b64decode(req.signature)) == 64
     assert req.headers() == {
@@ -189,7 +201,10 @@ def test_sign_returns_verifiable_request_and_headers() -> None:
         "X-Window": "6000",
     }
     batch = signer.sign_batch("orderExecute", [{"a": 1}, {"b": 2}], TS)
-    assert batch.signing_string == "instruction=orderExecute&a=1&instruction=orderExecute&b=2&timestamp=1614550000000&window=5000"
+    assert (
+        batch.signing_string
+        == "instruction=orderExecute&a=1&instruction=orderExecute&b=2&timestamp=1614550000000&window=5000"
+    )
     assert verify(signer.api_key, batch.signing_string, batch.signature)
 
 
@@ -279,8 +294,26 @@ def test_base64_error_does_not_chain_the_decoder_exception() -> None:
 
 CCXT_TS = 1_700_000_000_123
 _SAFE = string.ascii_letters + string.digits + "-._"
-_KEYS = ["symbol", "orderId", "limit", "offset", "side", "price", "quantity", "postOnly", "reduceOnly", "clientId",
-         "from", "to", "timeInForce", "orderType", "marketType", "blockchain", "quoteQuantity", "autoBorrow"]
+_KEYS = [
+    "symbol",
+    "orderId",
+    "limit",
+    "offset",
+    "side",
+    "price",
+    "quantity",
+    "postOnly",
+    "reduceOnly",
+    "clientId",
+    "from",
+    "to",
+    "timeInForce",
+    "orderType",
+    "marketType",
+    "blockchain",
+    "quoteQuantity",
+    "autoBorrow",
+]
 _CCXT_OMITS = {"stock", "defaultStock", "rfq", "callerMethodName"}  # ccxt drops these before signing
 
 
@@ -298,7 +331,11 @@ def _ccxt_routes() -> list[tuple[str, str, str]]:
     import ccxt
 
     table = ccxt.backpack().options["instructions"]
-    return [(path, method, instr) for path, methods in sorted(table.items()) for method, instr in sorted(methods.items())]
+    return [
+        (path, method, instr)
+        for path, methods in sorted(table.items())
+        for method, instr in sorted(methods.items())
+    ]
 
 
 def _value(rng: random.Random) -> object:
@@ -311,7 +348,9 @@ def _value(rng: random.Random) -> object:
         return f"{rng.randint(0, 99999)}.{rng.randint(0, 10**8):0{rng.randint(1, 8)}d}"
     if kind == 3:
         return rng.choice([True, False])
-    return rng.choice(["Bid", "Ask", "Limit", "Market", "IOC", "GTC", "SOL_USDC", "AAPL.US_USDC_PERP", "kSHIB_USDC_PERP"])
+    return rng.choice(
+        ["Bid", "Ask", "Limit", "Market", "IOC", "GTC", "SOL_USDC", "AAPL.US_USDC_PERP", "kSHIB_USDC_PERP"]
+    )
 
 
 def _cases(n: int, seed: int) -> list[tuple[str, str, str, dict, int | None]]:
@@ -321,7 +360,9 @@ def _cases(n: int, seed: int) -> list[tuple[str, str, str, dict, int | None]]:
     for i in range(n):
         path, method, instr = routes[i % len(routes)] if i < len(routes) else rng.choice(routes)
         keys = rng.sample(_KEYS, rng.randint(0, 6))
-        cases.append((path, method, instr, {k: _value(rng) for k in keys}, rng.choice([None, 5000, 10000, 60000])))
+        cases.append(
+            (path, method, instr, {k: _value(rng) for k in keys}, rng.choice([None, 5000, 10000, 60000]))
+        )
     return cases
 
 
@@ -333,7 +374,9 @@ def test_ccxt_instruction_table_is_used() -> None:
 
 
 @pytest.mark.parametrize(("path", "method", "instruction", "params", "window"), _cases(60, seed=8032))
-def test_signature_equals_ccxt(path: str, method: str, instruction: str, params: dict, window: int | None) -> None:
+def test_signature_equals_ccxt(
+    path: str, method: str, instruction: str, params: dict, window: int | None
+) -> None:
     seed = b64(RFC8032[4][1])
     signer = Signer(seed)
     assert not _CCXT_OMITS & set(params)
@@ -347,10 +390,14 @@ def test_signature_equals_ccxt(path: str, method: str, instruction: str, params:
 @pytest.mark.parametrize("seed_n", range(5))
 def test_batch_signature_equals_ccxt(seed_n: int) -> None:
     rng = random.Random(seed_n)
-    orders = [{k: _value(rng) for k in rng.sample(_KEYS, rng.randint(1, 6))} for _ in range(rng.randint(1, 4))]
+    orders = [
+        {k: _value(rng) for k in rng.sample(_KEYS, rng.randint(1, 6))} for _ in range(rng.randint(1, 4))
+    ]
     seed = b64(RFC8032[3][1])
     signer = Signer(seed)
-    theirs = _ccxt(signer, seed).sign("api/v1/orders", ["private"], "POST", [dict(o) for o in orders])["headers"]
+    theirs = _ccxt(signer, seed).sign("api/v1/orders", ["private"], "POST", [dict(o) for o in orders])[
+        "headers"
+    ]
     assert theirs["X-Signature"] == signer.sign_batch("orderExecute", orders, CCXT_TS).signature
 
 
@@ -368,7 +415,9 @@ def test_known_difference_reserved_characters(reserved: str) -> None:
     signer = Signer(seed)
     params = {"address": f"ab{reserved}cd", "symbol": "SOL_USDC"}
     ex = _ccxt(signer, seed)
-    theirs = ex.sign("wapi/v1/capital/withdrawals", ["private"], "POST", dict(params))["headers"]["X-Signature"]
+    theirs = ex.sign("wapi/v1/capital/withdrawals", ["private"], "POST", dict(params))["headers"][
+        "X-Signature"
+    ]
     ours = signer.sign("withdraw", params, CCXT_TS)
     raw = f"instruction=withdraw&address=ab{reserved}cd&symbol=SOL_USDC&timestamp={CCXT_TS}&window=5000"
     encoded = f"instruction=withdraw&address=ab{quote(reserved, safe='')}cd&symbol=SOL_USDC&timestamp={CCXT_TS}&window=5000"
@@ -384,8 +433,22 @@ def test_known_difference_none_values() -> None:
     seed = b64(RFC8032[0][1])
     signer = Signer(seed)
     theirs = _ccxt(signer, seed).sign("api/v1/orders", ["private"], "GET", {"symbol": "SOL_USDC", "x": None})
-    assert verify(signer.api_key, f"instruction=orderQueryAll&symbol=SOL_USDC&x=None&timestamp={CCXT_TS}&window=5000",
-                  theirs["headers"]["X-Signature"])
+    assert verify(
+        signer.api_key,
+        f"instruction=orderQueryAll&symbol=SOL_USDC&x=None&timestamp={CCXT_TS}&window=5000",
+        theirs["headers"]["X-Signature"],
+    )
     assert signer.sign("orderQueryAll", {"symbol": "SOL_USDC", "x": None}, CCXT_TS).signing_string == (
         f"instruction=orderQueryAll&symbol=SOL_USDC&timestamp={CCXT_TS}&window=5000"
     )
+
+
+def test_api_key_with_non_canonical_base64_padding_bits_is_accepted() -> None:
+    """base64 ignores the unused low bits of the last character: the same key, spelled differently."""
+    seed, pk = b64(RFC8032[0][1]), b64(RFC8032[0][2])
+    last = pk[-2]
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+    alt = pk[:-2] + alphabet[alphabet.index(last) + 1] + "="
+    assert alt != pk and base64.b64decode(alt, validate=True) == base64.b64decode(pk)
+    signer = Signer(seed, api_key=alt)
+    assert signer.api_key == pk  # canonical form in headers and frames

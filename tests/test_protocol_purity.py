@@ -52,7 +52,9 @@ def _bad_module(name: str) -> str | None:
     return None
 
 
-def import_violations(source: str, current: str = "backpack.protocol.x", is_package: bool = False) -> list[str]:
+def import_violations(
+    source: str, current: str = "backpack.protocol.x", is_package: bool = False
+) -> list[str]:
     """Every import, from-import, __import__ or importlib.import_module that could load a forbidden module."""
     out: list[str] = []
     for node in ast.walk(ast.parse(source)):
@@ -64,7 +66,13 @@ def import_violations(source: str, current: str = "backpack.protocol.x", is_pack
             out += [f"line {node.lineno}: {why}" for n in names if (why := _bad_module(n))]
         elif isinstance(node, ast.Call):
             func = node.func
-            fname = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            fname = (
+                func.id
+                if isinstance(func, ast.Name)
+                else func.attr
+                if isinstance(func, ast.Attribute)
+                else None
+            )
             if fname in IMPORT_FUNCS:
                 arg = node.args[0] if node.args else None
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):

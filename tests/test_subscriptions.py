@@ -49,7 +49,9 @@ def test_channel_constants_equal_cryptofeed_defines() -> None:
     }
     present = {name: value for name, value in pairs.items() if hasattr(d, name)}
     # cryptofeed 3.0.1 dropped the private-channel defines; the public ones exist in both lines.
-    assert {"TRADES", "L2_BOOK", "TICKER", "CANDLES", "FUNDING", "OPEN_INTEREST", "LIQUIDATIONS"} <= set(present)
+    assert {"TRADES", "L2_BOOK", "TICKER", "CANDLES", "FUNDING", "OPEN_INTEREST", "LIQUIDATIONS"} <= set(
+        present
+    )
     for name, value in present.items():
         assert getattr(d, name) == value, name
 
@@ -106,7 +108,24 @@ def test_stream_name_errors(args: tuple, kwargs: dict, message: str) -> None:
 
 
 def test_every_documented_interval_is_accepted() -> None:
-    assert INTERVALS == ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1month")
+    assert INTERVALS == (
+        "1s",
+        "1m",
+        "3m",
+        "5m",
+        "15m",
+        "30m",
+        "1h",
+        "2h",
+        "4h",
+        "6h",
+        "8h",
+        "12h",
+        "1d",
+        "3d",
+        "1w",
+        "1month",
+    )
     for iv in INTERVALS:
         assert stream_name("candles", "SOL_USDC", interval=iv) == f"kline.{iv}.SOL_USDC"
 
@@ -135,7 +154,10 @@ def test_streams_for_is_independent_of_input_order_and_container() -> None:
 
 
 def test_streams_for_empty_list() -> None:
-    assert streams_for({"order_info": [], "positions": None}) == ["account.orderUpdate", "account.positionUpdate"]
+    assert streams_for({"order_info": [], "positions": None}) == [
+        "account.orderUpdate",
+        "account.positionUpdate",
+    ]
     with pytest.raises(ValueError, match="'trades' needs at least one symbol"):
         streams_for({"trades": []})
     with pytest.raises(ValueError, match="unknown channel"):
@@ -171,8 +193,22 @@ def test_parse_stream(stream: str, expected: tuple) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "trade", "trade.", "depth.200ms.", "kline.2m.SOL_USDC", "kline.1m", "foo.SOL_USDC", "account.", "account.nope",
-     "account.balanceUpdate.SOL_USDC", "trade.SOL-USDC", "Trade.SOL_USDC", "trade.SOL__USDC", "trade.SOL_USDC."],
+    [
+        "",
+        "trade",
+        "trade.",
+        "depth.200ms.",
+        "kline.2m.SOL_USDC",
+        "kline.1m",
+        "foo.SOL_USDC",
+        "account.",
+        "account.nope",
+        "account.balanceUpdate.SOL_USDC",
+        "trade.SOL-USDC",
+        "Trade.SOL_USDC",
+        "trade.SOL__USDC",
+        "trade.SOL_USDC.",
+    ],
 )
 def test_parse_stream_refuses(bad: str) -> None:
     with pytest.raises(ValueError):
@@ -225,7 +261,12 @@ def test_default_batch_is_fifty() -> None:
 
 
 def test_private_frames_are_separate_and_signed() -> None:
-    streams = ["trade.SOL_USDC", "account.orderUpdate", "account.positionUpdate.SOL_USDC_PERP", "depth.SOL_USDC"]
+    streams = [
+        "trade.SOL_USDC",
+        "account.orderUpdate",
+        "account.positionUpdate.SOL_USDC_PERP",
+        "depth.SOL_USDC",
+    ]
     frames = subscribe_frames(streams, signer=SIGNER, timestamp_ms=TS, window_ms=6000)
     assert len(frames) == 2
     public, private = (json.loads(f) for f in frames)
@@ -266,8 +307,12 @@ def test_private_without_signer_or_timestamp() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"batch_size": 0}, "batch_size"), ({"batch_size": 1.5}, "batch_size"), ({"window_ms": 0}, "window_ms"),
-     ({"window_ms": 60001}, "window_ms")],
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 1.5}, "batch_size"),
+        ({"window_ms": 0}, "window_ms"),
+        ({"window_ms": 60001}, "window_ms"),
+    ],
 )
 def test_frame_option_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

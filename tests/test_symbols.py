@@ -61,7 +61,9 @@ def test_case_is_kept() -> None:
     assert normalize_symbol("kSHIB_USDC_PERP").startswith("kSHIB-")
 
 
-@pytest.mark.parametrize("bad", ["", "SOL-USDC", "SOL__USDC", "_SOL", "SOL_", " SOL_USDC", "SOL_USDC\n", None, 5])
+@pytest.mark.parametrize(
+    "bad", ["", "SOL-USDC", "SOL__USDC", "_SOL", "SOL_", " SOL_USDC", "SOL_USDC\n", None, 5]
+)
 def test_normalize_refuses_malformed_native(bad: object) -> None:
     with pytest.raises(ValueError):
         normalize_symbol(bad)  # type: ignore[arg-type]
@@ -84,13 +86,21 @@ def test_market_type_contradiction_is_refused_in_strict_mode(native: str, market
 
 @pytest.mark.parametrize(
     ("native", "market_type"),
-    [("SOL_USDC", "SPOT"), ("SOL_USDC_PERP", "PERP"), ("AAPL.US_USDC_RFQ", "rfq"), ("BTC_USDC_X", "DATED"), ("A_B", "NEWTYPE")],
+    [
+        ("SOL_USDC", "SPOT"),
+        ("SOL_USDC_PERP", "PERP"),
+        ("AAPL.US_USDC_RFQ", "rfq"),
+        ("BTC_USDC_X", "DATED"),
+        ("A_B", "NEWTYPE"),
+    ],
 )
 def test_market_type_consistent_passes(native: str, market_type: str) -> None:
     assert normalize_symbol(native, market_type) == native.replace("_", "-")
 
 
-native_part = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.", min_size=1, max_size=12)
+native_part = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.", min_size=1, max_size=12
+)
 natives = st.lists(native_part, min_size=1, max_size=5).map("_".join)
 
 
@@ -140,6 +150,7 @@ def test_ccxt_sample_markets() -> None:
 def test_ccxt_agrees_on_base_quote_and_precision() -> None:
     """ccxt's own parse_market reads the same ids and filters from the sample payload."""
     import ccxt  # a test dependency (pyproject [test])
+
     ex = ccxt.backpack()
     raw = load("ccxt_samples.json")
     ours, _ = parse_markets(raw)
@@ -217,7 +228,8 @@ def test_malformed_entries_are_skipped_with_warnings() -> None:
     assert len(skipped) == len(raw) - 1  # every other entry, including the duplicate GOOD_USDC
     assert any("duplicate" in w for w in skipped)
     assert any("'-'" in w for w in skipped)
-    assert sum("GOOD_USDC:" in w for w in warnings) == 5  # tickSize, minQuantity, stepSize, visible, fundingInterval
+    # one each for tickSize, minQuantity, stepSize, visible, fundingInterval
+    assert sum("GOOD_USDC:" in w for w in warnings) == 5
 
 
 @pytest.mark.parametrize("payload", [None, {}, "[]", 3, {"markets": []}])
@@ -227,7 +239,11 @@ def test_non_list_payload_never_raises(payload: object) -> None:
 
 
 def test_float_filters_are_read_through_their_repr() -> None:
-    entry = {"symbol": "A_B", "marketType": "SPOT", "filters": {"price": {"tickSize": 0.1}, "quantity": {"stepSize": float("nan")}}}
+    entry = {
+        "symbol": "A_B",
+        "marketType": "SPOT",
+        "filters": {"price": {"tickSize": 0.1}, "quantity": {"stepSize": float("nan")}},
+    }
     (m,), warnings = parse_markets([entry])
     assert m.tick_size == Decimal("0.1")  # not Decimal(0.1) = 0.1000000000000000055...
     assert m.step_size is None and len(warnings) == 1
@@ -245,7 +261,14 @@ def test_suffix_contradiction_is_kept_with_warning() -> None:
 
 
 @pytest.mark.parametrize(
-    ("native", "expected"), [("SOL_USDC", "SPOT"), ("SOL_USDC_PERP", "PERP"), ("A.US_USDC_RFQ", "RFQ"), ("X_Y_Z", "UNKNOWN"), ("X", "UNKNOWN")]
+    ("native", "expected"),
+    [
+        ("SOL_USDC", "SPOT"),
+        ("SOL_USDC_PERP", "PERP"),
+        ("A.US_USDC_RFQ", "RFQ"),
+        ("X_Y_Z", "UNKNOWN"),
+        ("X", "UNKNOWN"),
+    ],
 )
 def test_infer_market_type(native: str, expected: str) -> None:
     assert infer_market_type(native) == expected
@@ -338,3 +361,9 @@ def test_cache_empty_first_load_is_not_cached() -> None:
 def test_cache_refuses_bad_ttl(ttl: object) -> None:
     with pytest.raises(ValueError, match="ttl_seconds"):
         SymbolCache(ttl)  # type: ignore[arg-type]
+
+
+def test_missing_and_uninferable_market_type_is_unknown_with_one_warning() -> None:
+    (m,), warnings = parse_markets([{"symbol": "A_B_C"}])
+    assert (m.market_type, m.instrument_type, m.normalized) == ("UNKNOWN", "unknown", "A-B-C")
+    assert warnings == ["A_B_C: no marketType; inferred UNKNOWN from the symbol"]

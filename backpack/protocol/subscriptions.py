@@ -37,7 +37,24 @@ RFQ = "rfq"
 
 WS_INSTRUCTION = "subscribe"
 
-INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1month")
+INTERVALS = (
+    "1s",
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+    "1month",
+)
 DEPTH_SPEEDS = ("200ms", "600ms", "1000ms")
 
 # channel → (stream kind, symbol use): "required", "optional" (omitted = all markets) or "none".
@@ -85,11 +102,15 @@ def _check_interval(interval: object) -> str:
 
 def _check_speed(depth_speed: object) -> str | None:
     if depth_speed is not None and depth_speed not in DEPTH_SPEEDS:
-        raise ValueError(f"unknown depth speed {depth_speed!r}; valid: None (realtime), {', '.join(DEPTH_SPEEDS)}")
+        raise ValueError(
+            f"unknown depth speed {depth_speed!r}; valid: None (realtime), {', '.join(DEPTH_SPEEDS)}"
+        )
     return depth_speed  # type: ignore[return-value]
 
 
-def stream_name(channel: str, symbol: str | None = None, *, interval: str = "1m", depth_speed: str | None = None) -> str:
+def stream_name(
+    channel: str, symbol: str | None = None, *, interval: str = "1m", depth_speed: str | None = None
+) -> str:
     """One stream name. ``interval`` and ``depth_speed`` are validated always, used where they apply."""
     if channel not in _CHANNELS:
         raise ValueError(f"unknown channel {channel!r}; valid: {', '.join(CHANNELS)}")
@@ -189,8 +210,14 @@ def _frames(
 ) -> list[str]:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(window_ms, bool) or not isinstance(window_ms, int) or not MIN_WINDOW_MS <= window_ms <= MAX_WINDOW_MS:
-        raise ValueError(f"window_ms must be an integer in [{MIN_WINDOW_MS}, {MAX_WINDOW_MS}], got {window_ms!r}")
+    if (
+        isinstance(window_ms, bool)
+        or not isinstance(window_ms, int)
+        or not MIN_WINDOW_MS <= window_ms <= MAX_WINDOW_MS
+    ):
+        raise ValueError(
+            f"window_ms must be an integer in [{MIN_WINDOW_MS}, {MAX_WINDOW_MS}], got {window_ms!r}"
+        )
     names = _dedupe(streams)
     public = [s for s in names if not is_private(s)]
     private = [s for s in names if is_private(s)]
@@ -198,7 +225,10 @@ def _frames(
     def dump(obj: dict) -> str:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=True)
 
-    frames = [dump({"method": method, "params": public[i : i + batch_size]}) for i in range(0, len(public), batch_size)]
+    frames = [
+        dump({"method": method, "params": public[i : i + batch_size]})
+        for i in range(0, len(public), batch_size)
+    ]
     if private:
         if signer is None:
             raise ValueError(f"private streams need a signer: {', '.join(private)}")

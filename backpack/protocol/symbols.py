@@ -83,7 +83,9 @@ def _check_native(native: object) -> str:
     if native != native.strip() or any(c.isspace() for c in native):
         raise ValueError(f"native symbol {native!r} contains whitespace")
     if "-" in native:
-        raise ValueError(f"native symbol {native!r} contains '-', which would make its normalized form ambiguous")
+        raise ValueError(
+            f"native symbol {native!r} contains '-', which would make its normalized form ambiguous"
+        )
     if any(not part for part in native.split("_")):
         raise ValueError(f"native symbol {native!r} has an empty '_'-separated part")
     return native
@@ -189,13 +191,12 @@ def _parse_entry(i: int, entry: Any, warnings: list[str]) -> MarketInfo | None:
         return None
 
     raw_type = entry.get("marketType")
-    if isinstance(raw_type, str) and raw_type:
-        market_type = raw_type.upper()
-    else:
-        market_type = infer_market_type(native)
-        _warn(warnings, f"{native}: no marketType; inferred {market_type} from the symbol")
+    inferred = not (isinstance(raw_type, str) and raw_type)
+    market_type = infer_market_type(native) if inferred else raw_type.upper()
     instrument_type = INSTRUMENT_TYPES.get(market_type, UNKNOWN)
-    if instrument_type == UNKNOWN:
+    if inferred:
+        _warn(warnings, f"{native}: no marketType; inferred {market_type} from the symbol")
+    elif instrument_type == UNKNOWN:
         _warn(warnings, f"{native}: unknown marketType {market_type!r}; kept as instrument type 'unknown'")
     else:
         why = _type_mismatch(native, market_type)
@@ -334,8 +335,10 @@ class SymbolCache:
     __slots__ = ("ttl", "_map", "_loaded_at", "warnings")
 
     def __init__(self, ttl_seconds: float) -> None:
-        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)) or not (
-            0 < ttl_seconds < math.inf
+        if (
+            isinstance(ttl_seconds, bool)
+            or not isinstance(ttl_seconds, (int, float))
+            or not (0 < ttl_seconds < math.inf)
         ):
             raise ValueError(f"ttl_seconds must be a positive finite number, got {ttl_seconds!r}")
         self.ttl = float(ttl_seconds)
