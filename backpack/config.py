@@ -109,9 +109,7 @@ def _mask_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rsplit("@", 1)[1]  # keeps [IPv6] brackets and the port as written
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
@@ -411,6 +409,15 @@ class BackpackConfig(BaseModel):
             if name in ("rest_proxy", "ws_proxy") and isinstance(value, str):
                 value = _mask_password(value)
             yield name, value
+
+    def __eq__(self, other: object) -> bool:
+        """Same settings and same resolved secret; the cached Signer object does not count."""
+        if not isinstance(other, BackpackConfig):
+            return NotImplemented
+        return self.__dict__ == other.__dict__ and self._seed == other._seed
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.__dict__.values()))
 
     @property
     def sandbox(self) -> bool:

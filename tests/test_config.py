@@ -155,6 +155,17 @@ def test_frozen(pair: tuple[str, str]) -> None:
         c.window_ms = 10  # type: ignore[misc]
 
 
+def test_equality_and_hash(monkeypatch: pytest.MonkeyPatch, pair: tuple[str, str]) -> None:
+    a, b = BackpackConfig(private_key=pair[0]), BackpackConfig(private_key=pair[0], api_key=pair[1])
+    assert a == b and hash(a) == hash(b) and a == a.model_copy(deep=True)
+    assert a != BackpackConfig(private_key=keypair()[0]) and a != BackpackConfig()
+    monkeypatch.setenv("BP_SEED_TEST", pair[0])
+    from_env = BackpackConfig(private_key_env="BP_SEED_TEST")
+    monkeypatch.setenv("BP_SEED_TEST", keypair()[0])
+    assert from_env != BackpackConfig(private_key_env="BP_SEED_TEST")  # same name, different secret
+    assert len({BackpackConfig(), BackpackConfig(window_ms=9), BackpackConfig()}) == 2
+
+
 def test_redact(pair: tuple[str, str]) -> None:
     c = BackpackConfig(private_key=pair[0])
     assert c.redact(f"x {pair[0]} y") == "x <redacted> y"
@@ -335,6 +346,8 @@ def test_proxy_password_masked() -> None:
     assert c.rest_proxy == "http://user:hunter2@127.0.0.1:3128"  # the transport needs the real value
     assert "hunter2" not in repr(c) and "hunter2" not in str(c) and "hunter2" not in c.model_dump_json()
     assert "user:***@127.0.0.1:3128" in repr(c)
+    v6 = BackpackConfig(ws_proxy="socks5://u:p%40ss@[::1]:1080")
+    assert "socks5://u:***@[::1]:1080" in repr(v6) and "p%40ss" not in v6.model_dump_json()
 
 
 # -- numbers and choices -----------------------------------------------------------------------
