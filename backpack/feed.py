@@ -129,7 +129,7 @@ class BackpackFeed(compat.Feed):
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 self._task.cancel()
         await self._close_resources()
         released = []
