@@ -29,6 +29,7 @@ from websockets.exceptions import (
     InvalidProxy,
     InvalidStatus,
     InvalidURI,
+    ProtocolError,
     WebSocketException,
 )
 from websockets.frames import DATA_OPCODES, Frame, Opcode
@@ -186,8 +187,11 @@ class LiveWsSession:
         return WsFrame(data, receipt)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        try:
+            await self._conn.close(code, _clip_reason(reason))
+        except ProtocolError as exc:  # e.g. a reserved code such as 1006
+            raise ValueError(f"cannot close with code {code}: {exc}") from None
         self._disarm()
-        await self._conn.close(code, _clip_reason(reason))
 
     @property
     def pings_received(self) -> int:

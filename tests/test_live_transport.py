@@ -494,3 +494,18 @@ async def test_outer_cancellation_is_not_swallowed(server) -> None:
         await session.close()
     finally:
         await transport.close()
+
+
+async def test_close_rejects_reserved_codes_and_clips_long_reasons(server) -> None:
+    srv, log = server
+    transport = LiveTransport()
+    try:
+        session = await transport.connect(ws_url(srv))
+        with pytest.raises(ValueError, match="1006"):
+            await session.close(1006)
+        assert not session.closed
+        await session.close(1000, "é" * 200)  # 400 bytes: clipped to the 123 a close frame allows
+        await wait_until(lambda: log.close_codes, "server saw the close")
+        assert log.close_codes == [1000]
+    finally:
+        await transport.close()
