@@ -1,0 +1,638 @@
+"""``BackpackCcxtFeed``: the legacy cryptofeed feed that drives ccxt.pro's ``backpack`` class.
+
+It exists so an operator can fall back to the behaviour users had before the native feed
+(``backpack.native_enabled: false`` or ``CRYPTOFEED_BACKPACK_NATIVE=0``), and so the parity harness has
+a second implementation to compare against. It emits the same cryptofeed types as ``BackpackFeed``
+but inherits ccxt's view of the wire, including these limits (see docs/ccxt-oracle notes):
+
+* Precision: ccxt parses prices and sizes to ``float``. They are converted with ``Decimal(str(x))``,
+  which gives back the wire text for values of up to 15 significant digits; longer numbers lose digits
+  and trailing zeros are not preserved (``"86700.0"`` arrives as ``86700.0`` → ``Decimal("86700.0")``,
+  ``"0.00010000"`` as ``Decimal("0.0001")``). Compare values numerically, never as text.
+* Timestamps: ccxt keeps milliseconds, and takes trade/ticker times from ``E`` (event time) rather than
+  ``T``; candles carry only their close time, so ``start`` is derived from the interval, ``trades`` is
+  None and ``timestamp`` is the close time.
+* Candle closedness is inferred: a candle is reported closed when the next one starts.
+* TICKER is the best bid/offer (``bookTicker`` via ``watch_bids_asks``), as in the native feed;
+  ccxt's ``watch_ticker`` carries 24h statistics with no bid or ask.
+* Order books: ccxt never checks sequence gaps once synchronised; the book handed to callbacks is
+  ccxt's, mirrored into a cryptofeed ``OrderBook`` with the delta computed by diffing.
+* Private data: updates that arrive between two ``watch_*`` returns are coalesced by ccxt's caches
+  (orders by id, positions by symbol), so intermediate order states and fills can be missed. Fills
+  are derived from ``orderFill`` order events (ccxt has no fills stream for Backpack).
+
+Errors raised by ccxt are logged and the affected watch loop retries with capped, jittered backoff;
+nothing a single stream does stops the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+import ccxt.pro as ccxtpro
+from ccxt.base.errors import BaseError as CcxtError
+
+from . import compat
+from .config import PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig
+from .feed import VALID_CANDLE_INTERVALS, _section_of
+from .protocol.symbols import native_symbol, normalize_symbol
+
+LOG = logging.getLogger("backpack.ccxt_feed")
+
+ExchangeFactory = Callable[[dict[str, Any]], Any]
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+
+# Candle lengths in seconds; "1month" is calendar based (see _candle_start).
+_INTERVAL_SECONDS = {
+    "1s": 1, "1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
+    "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400, "3d": 259200, "1w": 604800,
+}  # fmt: skip
+
+_SUPPORTED = (
+    compat.TRADES,
+    compat.L2_BOOK,
+    compat.TICKER,
+    compat.CANDLES,
+    compat.ORDER_INFO,
+    compat.FILLS,
+    compat.POSITIONS,
+)
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """ccxt number → Decimal via its shortest text; None for absent or non-finite values."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            d = Decimal(value)
+        except ArithmeticError:
+            return None
+        return d if d.is_finite() else None
+    return None
+
+
+def ms_to_seconds(ms: Any) -> float | None:
+    return None if ms is None or isinstance(ms, bool) else ms / 1000
+
+
+def candle_start(stop_s: float, interval: str) -> float:
+    """Start of the candle closing at ``stop_s`` (ccxt only reports the close time)."""
+    if interval == "1month":
+        tm = time.gmtime(int(stop_s))
+        year, month = (tm.tm_year - 1, 12) if tm.tm_mon == 1 else (tm.tm_year, tm.tm_mon - 1)
+        return float(calendar.timegm((year, month, 1, 0, 0, 0)))
+    return stop_s - _INTERVAL_SECONDS[interval]
+
+
+def ccxt_options(cfg: BackpackConfig) -> dict[str, Any]:
+    """Constructor options for ``ccxt.pro.backpack``: credentials, signing window, proxies."""
+    options: dict[str, Any] = {"enableRateLimit": True, "options": {"recvWindow": str(cfg.window_ms)}}
+    if cfg.has_credentials:
+        seed = cfg._seed  # noqa: SLF001 - ccxt needs the base64 seed itself; see the report on config.py
+        assert seed is not None
+        options["apiKey"] = cfg.api_key
+        options["secret"] = seed.get_secret_value()
+    if cfg.rest_proxy:
+        key = {"http": "httpProxy", "https": "httpsProxy"}.get(cfg.rest_proxy.split(":", 1)[0], "socksProxy")
+        options[key] = cfg.rest_proxy
+    if cfg.ws_proxy:
+        key = {"http": "wsProxy", "https": "wssProxy"}.get(cfg.ws_proxy.split(":", 1)[0], "wsSocksProxy")
+        options[key] = cfg.ws_proxy
+    return options
+
+
+def point_at(exchange: Any, rest_url: str, ws_url: str) -> None:
+    """Send ccxt's REST and WS traffic to other base URLs (a sandbox or the loopback server)."""
+    api = dict(exchange.urls["api"])
+    api["public"] = api["private"] = rest_url.rstrip("/")
+    api["ws"] = {**api.get("ws", {}), "public": ws_url, "private": ws_url}
+    exchange.urls = {**exchange.urls, "api": api}
+
+
+def default_exchange_factory(options: dict[str, Any]) -> Any:
+    return ccxtpro.backpack(options)
+
+
+class _BookMirror:
+    """Keeps a cryptofeed OrderBook equal to ccxt's book (top ``depth`` levels) and yields deltas."""
+
+    __slots__ = ("book", "depth", "levels", "sequence", "fresh")
+
+    def __init__(self, exchange: str, symbol: str, depth: int) -> None:
+        self.book = compat.OrderBook(exchange, symbol, max_depth=depth)
+        self.depth = depth
+        self.levels: tuple[dict[float, float], dict[float, float]] = ({}, {})
+        self.sequence: int | None = None
+        self.fresh = True
+
+    def reset(self) -> None:
+        self.fresh = True
+
+    def update(self, ccxt_book: Any) -> tuple[bool, dict | None]:
+        """Apply ccxt's current book; returns (changed, delta) with delta None for a snapshot."""
+        limit = self.depth or None
+        delta: dict[str, list[tuple[Decimal, Decimal]]] = {compat.BID: [], compat.ASK: []}
+        sides = (
+            (compat.BID, self.book.book.bids, ccxt_book["bids"]),
+            (compat.ASK, self.book.book.asks, ccxt_book["asks"]),
+        )
+        for i, (key, side, levels) in enumerate(sides):
+            old = self.levels[i]
+            new = {level[0]: level[1] for level in levels[:limit]}
+            changes = delta[key]
+            for price in old.keys() - new.keys():
+                dprice = to_decimal(price)
+                if dprice in side:
+                    del side[dprice]
+                changes.append((dprice, Decimal(0)))
+            for price, size in new.items():
+                if old.get(price) != size:
+                    dprice, dsize = to_decimal(price), to_decimal(size)
+                    side[dprice] = dsize
+                    changes.append((dprice, dsize))
+            self.levels = (new, self.levels[1]) if i == 0 else (self.levels[0], new)
+        sequence = ccxt_book.get("nonce")
+        changed = self.fresh or bool(delta[compat.BID] or delta[compat.ASK]) or sequence != self.sequence
+        self.sequence = sequence
+        if self.fresh:
+            self.fresh = False
+            return changed, None
+        return changed, delta
+
+
+class BackpackCcxtFeed(compat.Feed):
+    id = "BACKPACK"
+    websocket_endpoints: list = []
+    rest_endpoints: list = []
+    valid_candle_intervals = VALID_CANDLE_INTERVALS
+    websocket_channels = {
+        compat.L2_BOOK: "l2_book",
+        compat.TRADES: "trades",
+        compat.TICKER: "ticker",
+        compat.CANDLES: "candles",
+        compat.ORDER_INFO: "order_info",
+        compat.FILLS: "fills",
+        compat.POSITIONS: "positions",
+    }
+
+    def __init__(
+        self,
+        *,
+        backpack_config: BackpackConfig | dict | None = None,
+        exchange_factory: ExchangeFactory | None = None,
+        rng: random.Random | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.bp_config = BackpackConfig.load(
+            backpack_config if backpack_config is not None else _section_of(kwargs.get("config"))
+        )
+        _check_channels(kwargs)
+        if not compat.Symbols.populated(self.id):
+            # Symbols convert by rule; ccxt loads its own market list when the feed starts.
+            compat.Symbols.set(self.id, {}, {})
+        super().__init__(**kwargs)
+        for channel in compat.PRIVATE_CHANNELS:  # 3.0.1 has no slots for these
+            self.callbacks.setdefault(channel, [])
+        self.exchange_factory = exchange_factory or default_exchange_factory
+        self.rng = rng or random.Random()
+        self.exchange: Any = None
+        self.metrics: dict[str, int] = {"errors": 0, "callbacks": 0, "dropped": 0}
+        self._books: dict[str, _BookMirror] = {}
+        self._watchers: list[asyncio.Task] = []
+        self._task: asyncio.Task | None = None
+        self._stop: asyncio.Event | None = None
+        private = [c for c in self.subscription if c in ("order_info", "fills", "positions")]
+        if private and not self.bp_config.has_credentials:
+            raise ValueError(
+                f"{self.id}: private channels {sorted(private)} need credentials: set api_key and private_key "
+                "(or private_key_env / private_key_file) in the backpack config"
+            )
+
+    # --- symbols: Backpack names convert by rule -----------------------------------------------
+
+    @classmethod
+    def is_authenticated_channel(cls, channel: str) -> bool:
+        return False  # credentials come from BackpackConfig, checked in __init__
+
+    def std_symbol_to_exchange_symbol(self, symbol: Any) -> str:
+        if isinstance(symbol, compat.Symbol):
+            symbol = symbol.normalized
+        return native_symbol(symbol)
+
+    def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
+        return normalize_symbol(symbol)
+
+    # --- lifecycle: cryptofeed 2.4.1 ----------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._stop = asyncio.Event()
+        self._task = loop.create_task(self._supervised(self._stop), name=f"{self.id}.ccxt")
+        for callbacks in self.callbacks.values():
+            for callback in callbacks:
+                if hasattr(callback, "start"):
+                    callback.start(loop, multiprocess=getattr(self.config, "backend_multiprocessing", False))
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def shutdown(self) -> Any:
+        self.stop()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except TimeoutError:
+                self._task.cancel()
+        await self._close_exchange()
+        released = []
+        for callbacks in self.callbacks.values():
+            for callback in callbacks:
+                if hasattr(callback, "stop"):
+                    if await callback.stop():
+                        released.append(callback)
+        return released
+
+    # --- lifecycle: cryptofeed 3.0.1 ----------------------------------------------------------
+
+    async def run(self, stop_event: asyncio.Event) -> None:
+        self._stop = stop_event
+        await self._run_ccxt(stop_event)
+
+    # --- the ccxt run --------------------------------------------------------------------------
+
+    async def _supervised(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run_ccxt(stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            LOG.exception("%s: ccxt feed stopped on an unexpected error", self.id)
+
+    def _make_exchange(self) -> Any:
+        cfg = self.bp_config
+        exchange = self.exchange_factory(ccxt_options(cfg))
+        if cfg.rest_url != PRODUCTION_REST_URL or cfg.ws_url != PRODUCTION_WS_URL:
+            point_at(exchange, cfg.rest_url, cfg.ws_url)
+        return exchange
+
+    async def _run_ccxt(self, stop: asyncio.Event) -> None:
+        cfg = self.bp_config
+        LOG.info(
+            "%s: ccxt path active (ccxt %s; %s)",
+            self.id,
+            ccxt.__version__,
+            f"sandbox endpoints {cfg.rest_url} {cfg.ws_url}" if cfg.sandbox else "production",
+        )
+        self.exchange = self._make_exchange()
+        try:
+            if not await self._load_markets(stop):
+                return
+            self._watchers = self._spawn_watchers(stop)
+            await stop.wait()
+        finally:
+            for task in self._watchers:
+                task.cancel()
+            if self._watchers:
+                await asyncio.gather(*self._watchers, return_exceptions=True)
+            self._watchers = []
+            await self._close_exchange()
+
+    async def _close_exchange(self) -> None:
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            try:
+                await exchange.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not mask the reason for stopping
+                LOG.warning("%s: closing the ccxt exchange failed: %s", self.id, self._safe(exc))
+
+    async def _load_markets(self, stop: asyncio.Event) -> bool:
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self.exchange.load_markets()
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - ccxt or transport failure: retry
+                failures += 1
+                self.metrics["errors"] += 1
+                delay = self._backoff(failures)
+                LOG.warning(
+                    "%s: ccxt load_markets failed (%s); retrying in %.1fs", self.id, self._safe(exc), delay
+                )
+                if await _pause(stop, delay):
+                    return False
+        return False
+
+    def _ccxt_symbol(self, native: str) -> str | None:
+        markets = self.exchange.markets_by_id or {}
+        found = markets.get(native)
+        if isinstance(found, list):
+            found = found[0] if found else None
+        return found["symbol"] if found else None
+
+    def _spawn_watchers(self, stop: asyncio.Event) -> list[asyncio.Task]:
+        ex = self.exchange
+        tasks: list[asyncio.Task] = []
+        seen: set[tuple[str, str]] = set()
+
+        def spawn(
+            kind: str,
+            native: str,
+            fetch: Callable[[], Awaitable[Any]],
+            handle: Callable[[Any, float], Awaitable[None]],
+            on_error: Callable[[], None] | None = None,
+        ) -> None:
+            if (kind, native) in seen:
+                return
+            seen.add((kind, native))
+            name = f"{self.id}.ccxt.{kind}.{native}"
+            tasks.append(asyncio.create_task(self._watch(name, stop, fetch, handle, on_error), name=name))
+
+        for channel, natives in self.subscription.items():
+            for native in natives or ():
+                sym = self._ccxt_symbol(native)
+                if sym is None:
+                    LOG.error(
+                        "%s: %s is not among ccxt's Backpack markets; no %s for it", self.id, native, channel
+                    )
+                    continue
+                std = normalize_symbol(native)
+                if channel == "trades":
+                    spawn("trades", native, lambda s=sym: ex.watch_trades(s), self._trades_handler(std))
+                elif channel == "l2_book":
+                    self._books[native] = mirror = _BookMirror(self.id, std, self.max_depth)
+                    spawn(
+                        "book",
+                        native,
+                        lambda s=sym: ex.watch_order_book(s),
+                        self._book_handler(mirror),
+                        mirror.reset,
+                    )
+                elif channel == "ticker":
+                    spawn(
+                        "ticker",
+                        native,
+                        lambda s=sym: ex.watch_bids_asks([s]),
+                        self._ticker_handler(std, sym),
+                    )
+                elif channel == "candles":
+                    interval = self.candle_interval
+                    spawn(
+                        "candles",
+                        native,
+                        lambda s=sym, i=interval: ex.watch_ohlcv(s, i),
+                        self._candle_handler(std, interval),
+                    )
+                elif channel in ("order_info", "fills"):
+                    spawn("orders", native, lambda s=sym: ex.watch_orders(s), self._order_handler(std))
+                elif channel == "positions":
+                    spawn(
+                        "positions",
+                        native,
+                        lambda s=sym: ex.watch_positions([s]),
+                        self._position_handler(std),
+                    )
+        return tasks
+
+    async def _watch(
+        self,
+        name: str,
+        stop: asyncio.Event,
+        fetch: Callable[[], Awaitable[Any]],
+        handle: Callable[[Any, float], Awaitable[None]],
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        """One ccxt ``watch_*`` loop: every failure is logged, backed off and retried until stop."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                result = await fetch()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - ccxt errors (NetworkError, ExchangeError...) and bugs alike
+                failures += 1
+                self.metrics["errors"] += 1
+                if on_error is not None:
+                    on_error()
+                delay = self._backoff(failures)
+                level = logging.WARNING if isinstance(exc, CcxtError) else logging.ERROR
+                LOG.log(level, "%s: %s failed (%s); retrying in %.1fs", self.id, name, self._safe(exc), delay)
+                if await _pause(stop, delay):
+                    return
+                continue
+            failures = 0
+            try:
+                await handle(result, time.time())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.metrics["dropped"] += 1
+                LOG.exception("%s: %s: update dropped (conversion or callback failed)", self.id, name)
+
+    def _backoff(self, failures: int) -> float:
+        return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1)) * (0.5 + self.rng.random() / 2)
+
+    def _safe(self, exc: BaseException) -> str:
+        return self.bp_config.redact(f"{type(exc).__name__}: {exc}")
+
+    # --- conversions ---------------------------------------------------------------------------
+
+    async def _emit(self, channel: str, obj: Any, receipt: float) -> None:
+        callbacks = self.callbacks.get(channel)
+        if callbacks:
+            self.metrics["callbacks"] += 1
+            for cb in callbacks:
+                await cb(obj, receipt)
+
+    def _trades_handler(self, std: str) -> Callable[[Any, float], Awaitable[None]]:
+        async def handle(trades: Any, receipt: float) -> None:
+            for t in trades:
+                trade = compat.Trade(
+                    self.id,
+                    std,
+                    t["side"],
+                    to_decimal(t["amount"]),
+                    to_decimal(t["price"]),
+                    ms_to_seconds(t["timestamp"]),
+                    id=str(t["id"]),
+                    raw=t.get("info"),
+                )
+                await self._emit(compat.TRADES, trade, receipt)
+
+        return handle
+
+    def _book_handler(self, mirror: _BookMirror) -> Callable[[Any, float], Awaitable[None]]:
+        async def handle(book: Any, receipt: float) -> None:
+            changed, delta = mirror.update(book)
+            if changed and self.callbacks.get(compat.L2_BOOK):
+                await self.book_callback(
+                    compat.L2_BOOK,
+                    mirror.book,
+                    receipt,
+                    timestamp=ms_to_seconds(book.get("timestamp")),
+                    raw=None,
+                    sequence_number=mirror.sequence,
+                    delta=delta,
+                )
+
+        return handle
+
+    def _ticker_handler(self, std: str, sym: str) -> Callable[[Any, float], Awaitable[None]]:
+        async def handle(tickers: Any, receipt: float) -> None:
+            t = tickers.get(sym) if isinstance(tickers, dict) else None
+            if t is None:
+                return
+            ticker = compat.Ticker(
+                self.id,
+                std,
+                to_decimal(t.get("bid")),
+                to_decimal(t.get("ask")),
+                ms_to_seconds(t.get("timestamp")),
+                raw=t.get("info"),
+            )
+            await self._emit(compat.TICKER, ticker, receipt)
+
+        return handle
+
+    def _candle_handler(self, std: str, interval: str) -> Callable[[Any, float], Awaitable[None]]:
+        last: list[Any] = []  # the newest candle seen, as ccxt last reported it
+
+        def make(c: list[Any], closed: bool) -> Any:
+            stop_s = c[0] / 1000
+            return compat.Candle(
+                self.id,
+                std,
+                candle_start(stop_s, interval),
+                stop_s,
+                interval,
+                None,
+                to_decimal(c[1]),
+                to_decimal(c[4]),
+                to_decimal(c[2]),
+                to_decimal(c[3]),
+                to_decimal(c[5]),
+                closed,
+                stop_s,
+                raw=None,
+            )
+
+        async def handle(candles: Any, receipt: float) -> None:
+            for c in sorted(candles, key=lambda c: c[0]):
+                if last and c[0] < last[0][0]:
+                    continue  # a late update of a candle already reported closed
+                if last and c[0] > last[0][0]:
+                    await self._emit(compat.CANDLES, make(last[0], True), receipt)
+                last[:] = [list(c)]
+                if not self.candle_closed_only:
+                    await self._emit(compat.CANDLES, make(c, False), receipt)
+
+        return handle
+
+    def _order_handler(self, std: str) -> Callable[[Any, float], Awaitable[None]]:
+        async def handle(orders: Any, receipt: float) -> None:
+            for o in orders:
+                ts = ms_to_seconds(o.get("timestamp"))
+                info = o.get("info") or {}
+                await self._emit(
+                    compat.ORDER_INFO,
+                    compat.OrderInfo(
+                        self.id,
+                        std,
+                        str(o.get("id")),
+                        o.get("side"),
+                        o.get("status"),
+                        o.get("type"),
+                        to_decimal(o.get("price")),
+                        to_decimal(o.get("amount")),
+                        to_decimal(o.get("remaining")),
+                        ts,
+                        client_order_id=o.get("clientOrderId"),
+                        raw=info,
+                    ),
+                    receipt,
+                )
+                if info.get("e") == "orderFill" and self.callbacks.get(compat.FILLS):
+                    maker = info.get("m")
+                    await self._emit(
+                        compat.FILLS,
+                        compat.Fill(
+                            self.id,
+                            std,
+                            o.get("side"),
+                            to_decimal(info.get("l")),
+                            to_decimal(info.get("L")),
+                            to_decimal(info.get("n")),
+                            str(info.get("t")),
+                            str(o.get("id")),
+                            o.get("type"),
+                            None if maker is None else (compat.MAKER if maker else compat.TAKER),
+                            ts,
+                            raw=info,
+                        ),
+                        receipt,
+                    )
+
+        return handle
+
+    def _position_handler(self, std: str) -> Callable[[Any, float], Awaitable[None]]:
+        async def handle(positions: Any, receipt: float) -> None:
+            for p in positions:
+                contracts = to_decimal(p.get("contracts"))
+                side = p.get("side")
+                if contracts is not None and side == "short":
+                    contracts = -abs(contracts)
+                await self._emit(
+                    compat.POSITIONS,
+                    compat.Position(
+                        self.id,
+                        std,
+                        contracts,
+                        to_decimal(p.get("entryPrice")),
+                        side,
+                        to_decimal(p.get("unrealizedPnl")),
+                        ms_to_seconds(p.get("timestamp")),
+                        raw=p.get("info"),
+                    ),
+                    receipt,
+                )
+
+        return handle
+
+
+def _check_channels(kwargs: dict[str, Any]) -> None:
+    """Refuse channels ccxt cannot deliver for Backpack with a message that names the way out."""
+    channels = list(kwargs.get("channels") or ()) + list((kwargs.get("subscription") or {}).keys())
+    missing = sorted({c for c in channels if c not in _SUPPORTED})
+    if missing:
+        raise ValueError(
+            f"BACKPACK ccxt path does not support {missing}; supported: {sorted(_SUPPORTED)}. Enable the native "
+            "feed (backpack.native_enabled: true, or CRYPTOFEED_BACKPACK_NATIVE=1) for these channels"
+        )
+
+
+async def _pause(stop: asyncio.Event, delay: float) -> bool:
+    """Sleep ``delay`` seconds unless stopped first; True when stopped."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay)
+    except TimeoutError:
+        return False
+    return True
