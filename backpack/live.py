@@ -14,6 +14,7 @@ import asyncio
 import functools
 import itertools
 import logging
+import ssl
 import time
 import weakref
 from collections import deque
@@ -25,7 +26,6 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import (
     ConnectionClosed,
-    InvalidHandshake,
     InvalidProxy,
     InvalidStatus,
     InvalidURI,
@@ -113,6 +113,13 @@ class ObservedConnection(ClientConnection):
         self.last_activity_mono = time.monotonic()
         self.receipts: deque[int] = deque()
         super().__init__(*args, **kwargs)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # websockets calls this without connection_made when TLS to the origin fails inside an
+        # HTTP proxy tunnel; the base class would then fail on state it never set up.
+        if not hasattr(self, "recv_messages"):
+            return
+        super().connection_lost(exc)
 
     def process_event(self, event: Any) -> None:
         super().process_event(event)
@@ -280,6 +287,7 @@ class LiveTransport:
         ws_max_queue: int = 1024,
         http_pool_size: int = 32,
         user_agent: str = "cryptofeed-backpack",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._rest_proxy = rest_proxy
         self._ws_proxy = ws_proxy
@@ -293,6 +301,7 @@ class LiveTransport:
         self._ws_max_queue = ws_max_queue
         self._http_pool_size = http_pool_size
         self._user_agent = user_agent
+        self._ssl = ssl_context  # None: the default verified context; set one to trust a private CA
         self._clock = WallClock()
         self._ids = itertools.count(1)
         self._http: aiohttp.ClientSession | None = None
@@ -339,6 +348,7 @@ class LiveTransport:
                 proxy=self._rest_proxy,
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
+                ssl=self._ssl if self._ssl is not None else True,
             ) as resp:
                 body = await resp.read()
                 receipt = self.now_us()
@@ -375,6 +385,7 @@ class LiveTransport:
                 max_queue=self._ws_max_queue,
                 user_agent_header=self._user_agent,
                 create_connection=factory,  # type: ignore[arg-type]  # a partial of the subclass
+                **({"ssl": self._ssl} if self._ssl is not None and url.startswith("wss:") else {}),
             )
         except TimeoutError:
             raise TransportTimeout(
@@ -384,11 +395,14 @@ class LiveTransport:
             raise TransportError(
                 f"websocket handshake with {where}{via} rejected: HTTP {exc.response.status_code}"
             ) from None
+        except OSError as exc:  # before ValueError: ssl.SSLCertVerificationError is both
+            detail = _describe(exc, _proxy_userinfo(self._ws_proxy))
+            raise TransportError(f"websocket connect to {where}{via} failed: {detail}") from None
         except (InvalidURI, InvalidProxy, ValueError) as exc:
             raise TransportError(
                 f"websocket connect to {where}: bad url or proxy: {type(exc).__name__}"
             ) from None
-        except (InvalidHandshake, WebSocketException, OSError) as exc:
+        except WebSocketException as exc:
             detail = _describe(exc, _proxy_userinfo(self._ws_proxy))
             raise TransportError(f"websocket connect to {where}{via} failed: {detail}") from None
         assert isinstance(conn, ObservedConnection)

@@ -10,14 +10,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
+import ipaddress
 import random
 import socket
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
+from cryptography import x509  # a dependency of ccxt, which the test extra pins
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from backpack.live import LiveTransport
 from backpack.rest import RestClient
@@ -57,6 +65,8 @@ class TinyProxy:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            pass  # only stop() cancels; ending quietly avoids 3.11's noisy stream-callback report
         finally:
             writer.close()
             self.tasks.discard(task)
@@ -265,5 +275,101 @@ async def test_proxy_refusing_the_target_is_a_transport_error(proxy) -> None:
         with pytest.raises(TransportError, match="proxy"):
             await transport.connect("ws://localhost:1/ws", timeout=GUARD)
         assert tiny.connects == ["localhost:1"]
+    finally:
+        await transport.close()
+
+
+def make_tls(tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A throwaway CA and a 127.0.0.1 leaf: (server context, client context trusting only that CA)."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, issuer: x509.Name, key, signer, public, *, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+            )
+        )
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+            )
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca_cert = build("test CA", ca_name, ca_key, ca_key, ca_key.public_key(), ca=True)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_cert = build("127.0.0.1", ca_name, leaf_key, ca_key, leaf_key.public_key(), ca=False)
+
+    ca_file, cert_file, key_file = tmp / "ca.pem", tmp / "leaf.pem", tmp / "leaf.key"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(leaf_cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert_file, key_file)
+    return server_ctx, ssl.create_default_context(cafile=str(ca_file))
+
+
+@pytest.fixture
+async def tls_origin(tmp_path: Path) -> AsyncIterator[tuple[int, ssl.SSLContext]]:
+    server_ctx, client_ctx = make_tls(tmp_path)
+    app = web.Application()
+    app.router.add_get("/ws", _ws)
+    app.router.add_get("/api/v1/status", _status)
+    srv = TestServer(app, host="127.0.0.1", scheme="https")
+    await srv.start_server(ssl=server_ctx)
+    try:
+        yield srv.port, client_ctx
+    finally:
+        await srv.close()
+
+
+async def test_https_and_wss_are_tunnelled_with_connect(tls_origin, proxy) -> None:
+    """The production shape: TLS origins, so REST and WS both use CONNECT tunnels through the proxy."""
+    port, client_ctx = tls_origin
+    tiny, pport = proxy
+    url = f"http://127.0.0.1:{pport}"
+    transport = LiveTransport(rest_proxy=url, ws_proxy=url, ssl_context=client_ctx)
+    try:
+        rest = RestClient(transport, f"https://127.0.0.1:{port}")
+        assert (await rest.status())["status"] == "Ok"
+        session = await transport.connect(f"wss://127.0.0.1:{port}/ws", timeout=GUARD)
+        await session.send("tls")
+        assert (await asyncio.wait_for(session.recv(), GUARD)).data == "echo tls"
+        await session.close()
+        assert tiny.connects == [f"127.0.0.1:{port}", f"127.0.0.1:{port}"]
+        assert tiny.forwards == []
+    finally:
+        await transport.close()
+
+
+async def test_tls_is_verified_by_default(tls_origin, proxy) -> None:
+    port, _ = tls_origin
+    _, pport = proxy
+    url = f"http://127.0.0.1:{pport}"
+    transport = LiveTransport(rest_proxy=url, ws_proxy=url)  # default trust store: the test CA is unknown
+    try:
+        with pytest.raises(TransportError, match="(?i)certificate"):
+            await RestClient(transport, f"https://127.0.0.1:{port}", retries=0).status()
+        with pytest.raises(TransportError, match="(?i)certificate"):
+            await transport.connect(f"wss://127.0.0.1:{port}/ws", timeout=GUARD)
     finally:
         await transport.close()
