@@ -20,7 +20,6 @@ import orjson
 
 from backpack.errors import (
     CircuitOpen,
-    ClientRequestError,
     DecodeError,
     ExchangeError,
     RateLimited,
@@ -264,16 +263,13 @@ class RestClient:
             verdict = True
             self.breaker.success()
             return result
-        except (ClientRequestError, DecodeError):
-            # The exchange answered: it is up, the request (or its body) was wrong.
+        except (ExchangeError, DecodeError, TransportError) as exc:
             verdict = True
             self.metrics["failures"] += 1
-            self.breaker.success()
-            raise
-        except (ExchangeError, TransportError):
-            verdict = True
-            self.metrics["failures"] += 1
-            if self.breaker.failure():
+            if isinstance(exc, DecodeError) or (isinstance(exc, ExchangeError) and not exc.retryable):
+                # The exchange answered: it is up, the request (or its body) was wrong.
+                self.breaker.success()
+            elif self.breaker.failure():
                 self.metrics["breaker_opens"] += 1
                 log.warning(
                     "REST circuit opened after %d consecutive failures", self.breaker.consecutive_failures
@@ -382,6 +378,8 @@ class RestClient:
                 raise ValueError(
                     f"{name}={value} looks like milliseconds or microseconds; klines take seconds"
                 )
+        if end_s is not None and end_s < start_s:
+            raise ValueError("end_s is before start_s")
         params = {
             "symbol": _symbol(symbol),
             "interval": interval,

@@ -423,6 +423,19 @@ async def test_client_errors_do_not_trip_the_breaker() -> None:
     assert rest.breaker.state is BreakerState.CLOSED
 
 
+async def test_redirects_and_decode_errors_do_not_trip_the_breaker() -> None:
+    fake = FakeTransport(*[(302, {"Location": "https://elsewhere.test/"}, b"")] * 3, (200, JSON, b"{bad"))
+    rest = client(fake, breaker_threshold=1)
+    for _ in range(3):
+        with pytest.raises(ExchangeError) as info:
+            await rest.get("/x")
+        assert info.value.status == 302
+    with pytest.raises(DecodeError):
+        await rest.get("/x")
+    assert len(fake.requests) == 4  # none of these is retried either
+    assert rest.breaker.state is BreakerState.CLOSED
+
+
 async def test_success_resets_consecutive_count() -> None:
     fake = FakeTransport((500, TEXT, b""), ok(1), (500, TEXT, b""), ok(1), (500, TEXT, b""))
     rest = client(fake, retries=0, breaker_threshold=2)
@@ -548,6 +561,8 @@ async def test_helper_validation_rejects_bad_input_before_sending() -> None:
     rest = client(fake)
     with pytest.raises(ValueError, match="seconds"):
         await rest.klines("SOL_USDC", "1m", 1_700_000_000_000)
+    with pytest.raises(ValueError, match="before"):
+        await rest.klines("SOL_USDC", "1m", 1_700_000_600, 1_700_000_000)
     with pytest.raises(ValueError, match="interval"):
         await rest.klines("SOL_USDC", "7m", 1_700_000_000)
     with pytest.raises(ValueError, match="depth limit"):
