@@ -382,7 +382,9 @@ class MarketGenerator:
             "trades": str(s.trades),
         }
 
-    def klines(self, symbol: str, interval: str, start_s: int, end_s: int | None = None) -> list[dict[str, Any]]:
+    def klines(
+        self, symbol: str, interval: str, start_s: int, end_s: int | None = None
+    ) -> list[dict[str, Any]]:
         st = self._syms[symbol]
         candles = list(st.kline_hist[interval])
         if interval in st.candles:
@@ -475,8 +477,18 @@ class MarketGenerator:
                         "cusip": None,
                         "name": f"{spec.base} (loopback test security)",
                         "sessions": [
-                            {"maxQuantity": "1000", "minQuantity": "1", "name": "US_EQUITIES_PRE_MARKET", "stepSize": "1"},
-                            {"maxQuantity": "10000", "minQuantity": "0.01", "name": "US_EQUITIES_REGULAR", "stepSize": "0.01"},
+                            {
+                                "maxQuantity": "1000",
+                                "minQuantity": "1",
+                                "name": "US_EQUITIES_PRE_MARKET",
+                                "stepSize": "1",
+                            },
+                            {
+                                "maxQuantity": "10000",
+                                "minQuantity": "0.01",
+                                "name": "US_EQUITIES_REGULAR",
+                                "stepSize": "0.01",
+                            },
                         ],
                     }
                 )
@@ -558,7 +570,12 @@ class MarketGenerator:
         best_ask = min(st.asks) if st.asks else None
         if is_bid:
             top = best_bid if best_bid is not None else (best_ask or 2) - 1
-            if best_bid is not None and best_ask is not None and best_ask - best_bid > 1 and rng.random() < 0.3:
+            if (
+                best_bid is not None
+                and best_ask is not None
+                and best_ask - best_bid > 1
+                and rng.random() < 0.3
+            ):
                 return rng.randint(best_bid + 1, best_ask - 1)
             p = top - rng.randint(0, 3 * max(1, len(st.bids)))
             if best_ask is not None and p >= best_ask:
@@ -620,35 +637,35 @@ class MarketGenerator:
     # -- internals: public activity -------------------------------------------------------------
     def _activity(self, st: _Symbol, out: list[Emission]) -> None:
         rng, cfg = st.rng, self.config
-        updates: list[tuple[dict[int, int], dict[int, int], Emission | None]] = []
-        if rng.random() < cfg.p_trade:
-            updates.append(self._public_trade(st))
-        if rng.random() < cfg.p_book:
-            updates.append((*self._random_update(st), None))
         aggregate = rng.random() < cfg.p_aggregate
-        if aggregate:
-            while len(updates) < 2:
-                updates.append((*self._random_update(st), None))
-        if st.spec.perp and rng.random() < cfg.p_liquidation:
-            self._liquidation(st, out)
-        if not updates:
-            return
-        if aggregate:
-            bids: dict[int, int] = {}
-            asks: dict[int, int] = {}
-            for b, a, trade in updates:
+        actions = []
+        if rng.random() < cfg.p_trade:
+            actions.append("trade")
+        if rng.random() < cfg.p_book:
+            actions.append("book")
+        while aggregate and len(actions) < 2:
+            actions.append("book")
+        liquidation = st.spec.perp and rng.random() < cfg.p_liquidation
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+        for action in actions:
+            # Emit as we go so each bookTicker shows the book exactly as of its depth delta.
+            b, a, trade = self._public_trade(st) if action == "trade" else (*self._random_update(st), None)
+            if trade is not None:
+                out.append(trade)
+            if aggregate:
                 bids.update(b)
                 asks.update(a)
-                if trade is not None:
-                    out.append(trade)
-            self._emit_depth(st, bids, asks, len(updates), out)
-        else:
-            for b, a, trade in updates:
-                if trade is not None:
-                    out.append(trade)
+            else:
                 self._emit_depth(st, b, a, 1, out)
+        if aggregate:
+            self._emit_depth(st, bids, asks, len(actions), out)
+        if liquidation:
+            self._liquidation(st, out)
 
-    def _emit_depth(self, st: _Symbol, bids: dict[int, int], asks: dict[int, int], n: int, out: list[Emission]) -> None:
+    def _emit_depth(
+        self, st: _Symbol, bids: dict[int, int], asks: dict[int, int], n: int, out: list[Emission]
+    ) -> None:
         first = st.seq + 1
         st.seq += n
         t, e = self._times(st)
@@ -734,7 +751,9 @@ class MarketGenerator:
         st.order_id += st.rng.randint(1, 50)
         return str(a), str(st.order_id)
 
-    def _trade(self, st: _Symbol, ticks: int, units: int, buyer: str, seller: str, buyer_maker: bool) -> Emission:
+    def _trade(
+        self, st: _Symbol, ticks: int, units: int, buyer: str, seller: str, buyer_maker: bool
+    ) -> Emission:
         st.trade_id += 1
         t, e = self._times(st)
         price, qty = st.price(ticks), st.size(units)
@@ -877,17 +896,33 @@ class MarketGenerator:
         out.append(
             Emission(
                 f"markPrice.{st.spec.symbol}",
-                {"e": "markPrice", "E": e, "s": st.spec.symbol, "p": str(mark), "f": canon(rate), "i": str(index), "n": next_ms, "T": t},
+                {
+                    "e": "markPrice",
+                    "E": e,
+                    "s": st.spec.symbol,
+                    "p": str(mark),
+                    "f": canon(rate),
+                    "i": str(index),
+                    "n": next_ms,
+                    "T": t,
+                },
             )
         )
 
     def _emit_open_interest(self, st: _Symbol, out: list[Emission]) -> None:
-        st.open_interest_units = max(1, st.open_interest_units + st.rng.randint(-st.spec.max_units, st.spec.max_units))
+        st.open_interest_units = max(
+            1, st.open_interest_units + st.rng.randint(-st.spec.max_units, st.spec.max_units)
+        )
         _, e = self._times(st)
         out.append(
             Emission(
                 f"openInterest.{st.spec.symbol}",
-                {"e": "openInterest", "E": e, "s": st.spec.symbol, "o": canon(st.size(st.open_interest_units))},
+                {
+                    "e": "openInterest",
+                    "E": e,
+                    "s": st.spec.symbol,
+                    "o": canon(st.size(st.open_interest_units)),
+                },
             )
         )
 
@@ -986,7 +1021,9 @@ class MarketGenerator:
         )
         return data
 
-    def _emit_order(self, o: _Order, event: str, status: str, out: list[Emission], fill: dict[str, Any] | None = None) -> None:
+    def _emit_order(
+        self, o: _Order, event: str, status: str, out: list[Emission], fill: dict[str, Any] | None = None
+    ) -> None:
         t, e = self._times(self._syms[o.symbol])
         data = self._order_data(o, event, status, t, e)
         if fill:
@@ -1005,11 +1042,22 @@ class MarketGenerator:
         other = str(st.order_id + 1)
         st.order_id += 1
         # The fill is also a public trade with the same id; our resting order is the maker.
-        out.append(self._trade(st, o.price_ticks, units, o.id if buy else other, other if buy else o.id, buyer_maker=buy))
+        out.append(
+            self._trade(
+                st, o.price_ticks, units, o.id if buy else other, other if buy else o.id, buyer_maker=buy
+            )
+        )
         done = o.filled_units >= o.units
         if done:
             del self.orders[o.id]
-        fill = {"t": st.trade_id, "l": st.wire_size(units), "L": st.wire_price(o.price_ticks), "m": True, "n": canon(fee), "N": st.spec.quote}
+        fill = {
+            "t": st.trade_id,
+            "l": st.wire_size(units),
+            "L": st.wire_price(o.price_ticks),
+            "m": True,
+            "n": canon(fee),
+            "N": st.spec.quote,
+        }
         self._emit_order(o, "orderFill", "Filled" if done else "PartiallyFilled", out, fill)
         signed = qty if buy else -qty
         changed: list[str] = [st.spec.quote]
@@ -1025,12 +1073,22 @@ class MarketGenerator:
             out.append(
                 Emission(
                     "account.balanceUpdate",
-                    {"e": "balanceUpdate", "E": e, "a": asset, "A": canon(self.balances[asset]), "L": "0", "S": "0", "T": t},
+                    {
+                        "e": "balanceUpdate",
+                        "E": e,
+                        "a": asset,
+                        "A": canon(self.balances[asset]),
+                        "L": "0",
+                        "S": "0",
+                        "T": t,
+                    },
                     private=True,
                 )
             )
 
-    def _apply_position(self, st: _Symbol, delta: int, price: Decimal, fee: Decimal, out: list[Emission]) -> Decimal:
+    def _apply_position(
+        self, st: _Symbol, delta: int, price: Decimal, fee: Decimal, out: list[Emission]
+    ) -> Decimal:
         sym = st.spec.symbol
         pos = self.positions.get(sym)
         if pos is None or pos.units == 0:

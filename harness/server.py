@@ -56,7 +56,9 @@ from harness.market import (
 log = logging.getLogger(__name__)
 
 # A fixed, public, test-only key pair: the loopback server's one private account. Never a real key.
-TEST_ACCOUNT_SECRET = base64.b64encode(hashlib.sha256(b"cryptofeed-backpack loopback test account").digest()).decode()
+TEST_ACCOUNT_SECRET = base64.b64encode(
+    hashlib.sha256(b"cryptofeed-backpack loopback test account").digest()
+).decode()
 TEST_ACCOUNT_API_KEY = public_key_of(TEST_ACCOUNT_SECRET)
 
 PARSE_ERROR = 4002
@@ -266,7 +268,9 @@ class BackpackServer:
             self._ticker = None
         open_conns = [c for c in self.connections.values() if c.open]
         if open_conns:
-            await asyncio.gather(*(self._close(c, 1001, "Server shutdown") for c in open_conns), return_exceptions=True)
+            await asyncio.gather(
+                *(self._close(c, 1001, "Server shutdown") for c in open_conns), return_exceptions=True
+            )
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -335,7 +339,9 @@ class BackpackServer:
                 await asyncio.sleep(0.005)
         return [self.connections[k] for k in sorted(self.connections)]
 
-    async def wait_subscribed(self, stream: str, timeout: float = 5.0, connection_id: int | None = None) -> Connection:
+    async def wait_subscribed(
+        self, stream: str, timeout: float = 5.0, connection_id: int | None = None
+    ) -> Connection:
         """Wait until some (or the given) open connection is subscribed to ``stream``."""
         async with asyncio.timeout(timeout):
             while True:
@@ -440,8 +446,12 @@ class BackpackServer:
             ]
             if isinstance(action, CloseRequest):
                 for conn in targets:
-                    self.faults._fire("close_socket", connection_id=conn.id, code=action.code, abrupt=action.abrupt)
-                    asyncio.get_running_loop().create_task(self._close(conn, action.code, action.message, action.abrupt))
+                    self.faults._fire(
+                        "close_socket", connection_id=conn.id, code=action.code, abrupt=action.abrupt
+                    )
+                    asyncio.get_running_loop().create_task(
+                        self._close(conn, action.code, action.message, action.abrupt)
+                    )
             elif isinstance(action, SendRequest):
                 for conn in targets:
                     self.faults._fire("send_frame", connection_id=conn.id)
@@ -557,7 +567,9 @@ class BackpackServer:
         limited, retry_after = self.faults.take_rate_limit()
         if limited:
             headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-            resp: web.StreamResponse = _json({"code": "TOO_MANY_REQUESTS", "message": "Too many requests"}, 429, headers)
+            resp: web.StreamResponse = _json(
+                {"code": "TOO_MANY_REQUESTS", "message": "Too many requests"}, 429, headers
+            )
         else:
             try:
                 resp = await handler(request)
@@ -583,7 +595,9 @@ class BackpackServer:
     def _stringify(self, rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
         if not self.ints_as_strings:
             return rows
-        return [{k: str(v) if k in keys and isinstance(v, int) else v for k, v in row.items()} for row in rows]
+        return [
+            {k: str(v) if k in keys and isinstance(v, int) else v for k, v in row.items()} for row in rows
+        ]
 
     async def _markets(self, request: web.Request) -> web.Response:
         wanted = request.query.getall("marketType", [])
@@ -739,9 +753,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default: an ephemeral one)")
     parser.add_argument("--seed", type=int, default=0, help="market seed (default 0)")
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="market steps per second (0: frozen)")
+    parser.add_argument(
+        "--rate", type=float, default=DEFAULT_RATE, help="market steps per second (0: frozen)"
+    )
     parser.add_argument("--ping-interval", type=float, default=60.0, help="seconds between protocol Pings")
-    parser.add_argument("--pong-timeout", type=float, default=120.0, help="close after this long without a Pong")
+    parser.add_argument(
+        "--pong-timeout", type=float, default=120.0, help="close after this long without a Pong"
+    )
     parser.add_argument("--ints-as-strings", action="store_true", help="send E/T/U/u/t as JSON strings")
     parser.add_argument("--no-compress", action="store_true", help="refuse permessage-deflate")
     return parser
