@@ -156,3 +156,27 @@ __all__ = [
     "Symbols",
     "register",
 ]
+
+
+async def start_handler(handler: Any) -> Any:
+    """Start a ``FeedHandler`` inside the running loop; returns what ``stop_handler`` needs.
+
+    2.4.1 starts feeds on the current loop with ``run(start_loop=False)``; 3.0.1 runs ``run_async``
+    as a task and stops through ``request_stop``.
+    """
+    import asyncio
+
+    if CRYPTOFEED_MAJOR >= 3:
+        task = asyncio.ensure_future(handler.run_async(install_signal_handlers=False))
+        await asyncio.sleep(0)
+        return task
+    handler.run(start_loop=False, install_signal_handlers=False)
+    return None
+
+
+async def stop_handler(handler: Any, token: Any) -> None:
+    if CRYPTOFEED_MAJOR >= 3:
+        handler.request_stop()
+        await token
+        return
+    await handler.stop_async()
