@@ -228,10 +228,11 @@ class TestStartup:
         assert [(e.kind, e.sequence) for e in out] == [("delta", 103)]
         assert b.book.best_ask() == (D("103"), D("5"))
 
-    def test_snapshot_ahead_then_gap(self):
+    @pytest.mark.parametrize("U", [102, 103])
+    def test_snapshot_ahead_then_gap(self, U):
         b = synced(100)
-        out = b.on_delta(delta(103))
-        assert out == [ResyncNeeded(SYM, "gap", 101, 103, 103 * 1000 + 7), FetchSnapshot(SYM, 1)]
+        out = b.on_delta(delta(U, U + 1))
+        assert out == [ResyncNeeded(SYM, "gap", 101, U, (U + 1) * 1000 + 7), FetchSnapshot(SYM, 1)]
         assert b.state == "buffering" and len(b.book) == 0 and b.buffer_size == 1
 
     def test_snapshot_when_idle_or_synced_is_ignored(self):
