@@ -10,7 +10,16 @@ from backpack import compat
 from backpack.feed import BackpackFeed
 from harness.pytest_fixtures import running_server
 
-from .feed_helpers import PRIVATE, PUBLIC, Collector, backpack_section, drive, running_handler, sent_payloads, settle
+from .feed_helpers import (
+    PRIVATE,
+    PUBLIC,
+    Collector,
+    backpack_section,
+    drive,
+    running_handler,
+    sent_payloads,
+    settle,
+)
 
 SYMBOLS = ["SOL-USDC", "BTC-USDC-PERP", "kSHIB-USDC-PERP", "AAPL.US-USDC-PERP"]
 NATIVE = {s: s.replace("-", "_") for s in SYMBOLS}
