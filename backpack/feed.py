@@ -301,7 +301,7 @@ class BackpackFeed(compat.Feed):
     async def _on_resync(self, out: ev.ResyncNeeded) -> None:
         self.metrics["resyncs"] += 1
         self._books.pop(out.symbol, None)
-        LOG.warning("%s: %s book resync (%s; expected %s, got %s)", self.id, out.symbol, out.reason, out.expected, out.got)
+        LOG.debug("%s: %s book resync (%s; expected %s, got %s)", self.id, out.symbol, out.reason, out.expected, out.got)
 
     async def _on_error(self, out: ev.ErrorEvent) -> None:
         self.metrics["errors"] += 1

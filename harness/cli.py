@@ -44,7 +44,7 @@ EXIT_UNREACHABLE = 4
 EXIT_USAGE = 64
 
 # Modules that register further subcommands when imported (one line per module).
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("harness.demo",)
 
 
 class CliError(Exception):

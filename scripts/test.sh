@@ -3,5 +3,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 VPY="$(sh scripts/bootstrap.sh)"
-"$VPY" -m ruff check backpack harness tests bench examples
+"$VPY" -m ruff check .
 exec "$VPY" -m pytest "$@"
