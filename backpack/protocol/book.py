@@ -54,6 +54,8 @@ SYNCED = "synced"
 
 Output = BookUpdate | ResyncNeeded | FetchSnapshot
 
+_ZERO = Decimal(0)  # Decimal-to-Decimal comparison is cheaper than Decimal-to-int
+
 _STAT_KEYS = (
     "applied",  # deltas applied to the book (including replayed buffered deltas)
     "buffered",  # deltas put in the buffer
@@ -134,7 +136,7 @@ class OrderBook:
             d = self._bids
             keys = self._bid_keys
             for p, s in bids:
-                if s > 0:  # a NaN raises here -> invalid
+                if s > _ZERO:  # a NaN raises here -> invalid
                     if not s.is_finite():
                         return False
                     if p not in d:
@@ -142,7 +144,7 @@ class OrderBook:
                             return False
                         insort(keys, p)
                     d[p] = s
-                elif s == 0:
+                elif s == _ZERO:
                     if p in d:
                         del d[p]
                         del keys[bisect_left(keys, p)]
@@ -151,7 +153,7 @@ class OrderBook:
             d = self._asks
             keys = self._ask_keys
             for p, s in asks:
-                if s > 0:
+                if s > _ZERO:
                     if not s.is_finite():
                         return False
                     if p not in d:
@@ -159,7 +161,7 @@ class OrderBook:
                             return False
                         insort(keys, p)
                     d[p] = s
-                elif s == 0:
+                elif s == _ZERO:
                     if p in d:
                         del d[p]
                         del keys[bisect_left(keys, p)]
@@ -232,7 +234,6 @@ class BookSync:
         "_buffer",
         "_attempt",
         "_last_first",
-        "_bridge",
     )
 
     def __init__(
@@ -247,8 +248,9 @@ class BookSync:
         self.stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
         self._buffer: list[DepthDelta] = []  # contiguous: each U == previous u + 1
         self._attempt = 0  # attempt number of the last FetchSnapshot of this cycle
-        self._last_first: int | None = None  # U of the last applied delta (duplicate detection)
-        self._bridge = False  # synced from a snapshot alone: next delta must satisfy U <= L+1 <= u
+        # U of the last applied delta (duplicate detection). None while synced means the book came
+        # from a snapshot alone, so the next delta must bridge it: U <= L+1 <= u.
+        self._last_first: int | None = None
 
     def __repr__(self) -> str:
         return (
@@ -278,7 +280,6 @@ class BookSync:
                         u = d.last_update_id
                         self.last_update_id = u
                         self._last_first = first
-                        self._bridge = False
                         self.stats["applied"] += 1
                         return [BookUpdate(self.symbol, "delta", u, d, d.timestamp, d.receipt)]
                     self.stats["invalid_deltas"] += 1
@@ -353,7 +354,7 @@ class BookSync:
             self.stats["invalid_deltas"] += 1
             got = first if type(first) is int else None
             return self._resync("invalid_delta", prev + 1, got, d.receipt, [])
-        if self._bridge:
+        if self._last_first is None:  # bridging a snapshot
             if u <= prev:
                 self.stats["dropped_old"] += 1
                 return []
@@ -361,7 +362,6 @@ class BookSync:
                 if self.book._apply(d.bids, d.asks):
                     self.last_update_id = u
                     self._last_first = first
-                    self._bridge = False
                     self.stats["applied"] += 1
                     return [BookUpdate(self.symbol, "delta", u, d, d.timestamp, d.receipt)]
                 self.stats["invalid_deltas"] += 1
@@ -433,7 +433,6 @@ class BookSync:
             last_first = d.first_update_id
             timestamp = d.timestamp
         self.stats["applied"] += len(buf)
-        self._bridge = not buf
         buf.clear()
         self.state = SYNCED
         self.last_update_id = seq
@@ -463,7 +462,6 @@ class BookSync:
         self._buffer = []
         self._attempt = 0
         self._last_first = None
-        self._bridge = False
 
     def _emit_resync(self, reason: str, expected: int | None, got: int | None, receipt: int) -> list[Output]:
         self.stats["resyncs"] += 1
@@ -481,7 +479,6 @@ class BookSync:
         self.state = BUFFERING
         self.last_update_id = None
         self._last_first = None
-        self._bridge = False
         self._buffer = keep
         self.stats["buffered"] += len(keep)
         self._attempt = 1
