@@ -1,0 +1,1 @@
+"""Benchmarks for the native Backpack core; run ``python bench/run.py`` (see docs/benchmarks.md)."""

@@ -1,0 +1,257 @@
+"""Throughput and memory of the native Backpack core against ccxt.pro, cryptofeed and bare JSON.
+
+Usage: ``python bench/run.py [--frames N] [--repeats R] [--json out.json] [--check-only] [--strict]``
+
+Targets are ratios measured in the same run on the same machine (see docs/benchmarks.md); absolute
+frames/second vary from machine to machine and are only context. ``--check-only`` drives every
+contender once over a few frames and verifies each ends with the reference book: a quick proof that
+the benchmark still measures real work, suitable for a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import datetime as _dt
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.contenders import ALL, Contender, Native, frames_for  # noqa: E402
+from bench.frames import Dataset, build  # noqa: E402
+
+SCENARIOS = ("depth", "trades")
+
+
+@dataclass(frozen=True)
+class Target:
+    """``native`` must be ``factor`` times faster than ``other`` (or, with ``within``, at most
+    ``factor`` times slower)."""
+
+    scenario: str
+    other: str
+    factor: float
+    within: bool = False
+
+    @property
+    def title(self) -> str:
+        if self.within:
+            return f"{self.scenario}: native within {self.factor:g}x of {self.other}"
+        return f"{self.scenario}: native >= {self.factor:g}x {self.other}"
+
+    def ratio(self, fps: dict[str, dict[str, float]]) -> float:
+        native = fps[self.scenario]["native"]
+        other = fps[self.scenario][self.other]
+        # "within" is a cost ratio (native time / other time); otherwise a speed-up.
+        return other / native if self.within else native / other
+
+    def met(self, ratio: float) -> bool:
+        return ratio <= self.factor if self.within else ratio >= self.factor
+
+
+TARGETS = (
+    Target("depth", "ccxt", 5.0),
+    Target("trades", "ccxt", 5.0),
+    Target("depth", "cryptofeed_binance", 1.5),
+    Target("depth", "orjson", 3.0, within=True),
+    Target("trades", "orjson", 3.0, within=True),
+)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def environment() -> dict[str, object]:
+    return {
+        "date_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "versions": {d: _version(d) for d in ("orjson", "ccxt", "cryptofeed", "sortedcontainers")},
+    }
+
+
+async def _one(
+    cls: type[Contender], data: Dataset, depth: bool, collect: bool = True
+) -> tuple[float, str | None]:
+    """Seconds for one timed run of ``cls`` plus what its end state got wrong (None = correct)."""
+    c = cls()
+    await c.setup(data)
+    frames = frames_for(c, data, depth)
+    if collect:  # start every timed run from the same garbage-free heap
+        gc.collect()
+    t0 = time.perf_counter()
+    await c.run(frames)
+    elapsed = time.perf_counter() - t0
+    error = c.check(data, frames, depth)
+    await c.close()
+    return elapsed, error
+
+
+async def timings(data: Dataset, repeats: int) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Best-of-``repeats`` frames/second per scenario and contender. Contenders take turns within a
+    repeat so that machine noise spreads over all of them instead of landing on one."""
+    best: dict[str, dict[str, float]] = {s: {} for s in SCENARIOS}
+    errors: list[str] = []
+    for scenario in SCENARIOS:
+        depth = scenario == "depth"
+        for _ in range(repeats):
+            for cls in ALL:
+                elapsed, error = await _one(cls, data, depth)
+                if error:
+                    errors.append(f"{scenario}/{cls.name}: {error}")
+                prev = best[scenario].get(cls.name)
+                best[scenario][cls.name] = elapsed if prev is None else min(prev, elapsed)
+    n = len(data.bp_depth)
+    fps = {s: {name: n / t for name, t in per.items()} for s, per in best.items()}
+    return fps, errors
+
+
+async def _profile_native(data: Dataset) -> tuple[str, list[dict[str, object]]]:
+    c = Native()
+    await c.setup(data)
+    prof = cProfile.Profile()
+    prof.enable()
+    await c.run(data.bp_depth)
+    prof.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime")
+    stats.print_stats(15)
+    rows = []
+    for (file, line, func), (_cc, ncalls, tottime, cumtime, _callers) in sorted(
+        stats.stats.items(),  # type: ignore[attr-defined]
+        key=lambda kv: kv[1][2],
+        reverse=True,
+    )[:15]:
+        rows.append(
+            {"function": f"{file}:{line}({func})", "ncalls": ncalls, "tottime": tottime, "cumtime": cumtime}
+        )
+    return buf.getvalue(), rows
+
+
+def _print_table(fps: dict[str, dict[str, float]]) -> None:
+    labels = {cls.name: cls.label for cls in ALL}
+    print(f"\n{'contender':<50} {'scenario':<7} {'frames/s':>12} {'us/frame':>9} {'native x':>9}")
+    for scenario, per in fps.items():
+        native = per["native"]
+        for name, value in sorted(per.items(), key=lambda kv: -kv[1]):
+            print(
+                f"{labels[name]:<50} {scenario:<7} {value:>12,.0f} {1e6 / value:>9.2f} {native / value:>9.2f}"
+            )
+
+
+async def _check_only(data: Dataset) -> list[str]:
+    errors = []
+    for scenario in SCENARIOS:
+        for cls in ALL:
+            _, error = await _one(cls, data, scenario == "depth", collect=False)
+            status = "ok" if error is None else f"FAIL: {error}"
+            print(f"{scenario:<7} {cls.name:<20} {status}")
+            if error:
+                errors.append(f"{scenario}/{cls.name}: {error}")
+    return errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=20_000, help="depth frames and trade frames per run")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per contender; the best counts")
+    ap.add_argument("--levels", type=int, default=100, help="levels per side of the synchronised book")
+    ap.add_argument("--memory-levels", type=int, default=1000, help="levels per side for the memory test")
+    ap.add_argument("--seed", type=int, default=20_250_801)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument(
+        "--profile", action="store_true", help="print a cProfile of the native path even if all targets pass"
+    )
+    ap.add_argument("--check-only", action="store_true", help="verify every contender's end state; no timing")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = ap.parse_args(argv)
+    if args.frames < 1 or args.repeats < 1 or args.levels < 20:
+        ap.error("--frames and --repeats must be >= 1 and --levels >= 20")
+
+    data = build(args.frames, levels=args.levels, seed=args.seed)
+    if args.check_only:
+        errors = asyncio.run(_check_only(data))
+        return 1 if errors else 0
+
+    env = environment()
+    print(f"python {env['python']} on {env['platform']}, {env['cpus']} cpus, {env['date_utc']} UTC")
+    print(f"versions: {env['versions']}")
+    print(
+        f"{args.frames} frames per run, best of {args.repeats}, book {args.levels} levels/side, seed {args.seed}"
+    )
+    fps, errors = asyncio.run(timings(data, args.repeats))
+    for e in errors:
+        print(f"INCORRECT END STATE: {e}")
+    _print_table(fps)
+
+    print(f"\n{'target':<55} {'ratio':>7}  result")
+    results = []
+    for t in TARGETS:
+        ratio = t.ratio(fps)
+        ok = t.met(ratio)
+        results.append({"target": t.title, "ratio": round(ratio, 3), "met": ok})
+        print(f"{t.title:<55} {ratio:>7.2f}  {'PASS' if ok else 'MISS'}")
+    info_ratio = fps["trades"]["native"] / fps["trades"]["cryptofeed_binance"]
+    print(f"{'(info) trades: native vs cryptofeed Binance aggTrade':<55} {info_ratio:>7.2f}")
+
+    from bench.memory import measure
+
+    mem = measure(args.memory_levels)
+    print(f"\nmemory: one REST snapshot of {args.memory_levels} levels/side loaded into a book (tracemalloc)")
+    print(f"{'book':<22} {'retained KiB':>13} {'peak KiB':>10}")
+    for name, m in mem.items():
+        print(f"{name:<22} {m['retained'] / 1024:>13,.0f} {m['peak'] / 1024:>10,.0f}")
+    mem_ratio = mem["native"]["retained"] / mem["ccxt"]["retained"]
+    print(f"native retained / ccxt retained = {mem_ratio:.2f}")
+
+    missed = [r for r in results if not r["met"]]
+    profile_rows: list[dict[str, object]] = []
+    if missed or args.profile:
+        text, profile_rows = asyncio.run(_profile_native(data))
+        print("\ncProfile of the native depth path (Router.receive_frame), top functions by own time:")
+        print(text)
+
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "environment": env,
+                    "parameters": {
+                        "frames": args.frames,
+                        "repeats": args.repeats,
+                        "levels": args.levels,
+                        "seed": args.seed,
+                    },
+                    "frames_per_second": fps,
+                    "targets": results,
+                    "memory": {"levels_per_side": args.memory_levels, "books": mem},
+                    "native_profile": profile_rows,
+                    "incorrect_end_states": errors,
+                },
+                indent=2,
+            )
+        )
+    if errors:
+        return 2
+    return 1 if (missed and args.strict) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
