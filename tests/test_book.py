@@ -294,11 +294,12 @@ class TestStartup:
         assert b.state == "buffering" and b.buffer_size == 1 and len(b.book) == 0
         assert b.stats["invalid_snapshots"] == 1
 
-    def test_snapshot_for_another_symbol_is_invalid_not_applied(self):
+    def test_snapshot_for_another_symbol_is_ignored(self):
         b = BookSync(SYM)
         b.on_delta(delta(10))
-        assert b.on_snapshot(snap(10, SNAP_BIDS, symbol="BTC_USDC")) == [FetchSnapshot(SYM, 2)]
-        assert b.state == "buffering"
+        assert b.on_snapshot(snap(10, SNAP_BIDS, symbol="BTC_USDC")) == []
+        assert b.state == "buffering" and b.stats["ignored_snapshots"] == 1
+        assert b.on_snapshot_failed() == [FetchSnapshot(SYM, 2)]  # attempts were not consumed
 
 
 # --- BookSync: after sync ----------------------------------------------------------------------
@@ -487,7 +488,7 @@ def test_internal_error_becomes_resync_not_exception():
     assert b.on_delta(delta(101, bids=[("1", "1")])) == [
         ResyncNeeded(SYM, "internal_error", None, None, 101007)
     ]
-    assert b.state == "idle"
+    assert b.state == "idle" and b.stats["internal_errors"] == 1
 
 
 @pytest.mark.parametrize("garbage", [None, 42, "depth", object()])

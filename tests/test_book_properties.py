@@ -325,6 +325,7 @@ def test_never_raises_on_arbitrary_input(actions, max_buffer, attempts):
             if isinstance(e, BookUpdate):
                 assert sync.state == "synced" and e.sequence == sync.last_update_id
         assert sync.state in ("idle", "buffering", "synced")
+        assert sync.stats["internal_errors"] == 0  # every bad input is handled by explicit validation
         assert (sync.last_update_id is not None) == (sync.state == "synced")
         sync.book.top(5)
         assert all(v > 0 for v in sync.book.bid_dict().values())
@@ -347,3 +348,4 @@ def test_never_raises_on_inferred_values(values):
         for machine in (idle, buffering, synced, manager):
             out = machine.on_delta(v) if isinstance(v, DepthDelta) else machine.on_snapshot(v)
             assert all(isinstance(e, BookUpdate | ResyncNeeded | FetchSnapshot) for e in out)
+    assert all(m.stats["internal_errors"] == 0 for m in (idle, buffering, synced))

@@ -64,11 +64,12 @@ _STAT_KEYS = (
     "resyncs",  # ResyncNeeded events emitted
     "stale_snapshots",  # snapshots older than the first buffered delta
     "overflows",  # buffer overflows
-    "ignored_snapshots",  # snapshots nobody was waiting for (idle / synced)
+    "ignored_snapshots",  # snapshots nobody was waiting for (idle / synced) or for another symbol
     "invalid_deltas",  # deltas with bad ids or levels
     "invalid_snapshots",  # snapshots with a bad lastUpdateId or levels
     "discarded",  # buffered deltas thrown away because a later delta did not chain onto them
     "snapshot_failures",  # on_snapshot_failed calls that asked again
+    "internal_errors",  # unexpected exceptions turned into a reset (a bug if ever non-zero)
 )
 
 
@@ -386,7 +387,7 @@ class BookSync:
 
     def on_snapshot(self, s: DepthSnapshot) -> list[Output]:
         try:
-            if self.state != BUFFERING:
+            if self.state != BUFFERING or s.symbol != self.symbol:
                 self.stats["ignored_snapshots"] += 1
                 return []
             return self._buffering_snapshot(s)
@@ -396,13 +397,7 @@ class BookSync:
 
     def _buffering_snapshot(self, s: DepthSnapshot) -> list[Output]:
         L = s.last_update_id
-        if not (
-            s.symbol == self.symbol
-            and type(L) is int
-            and L >= 0
-            and _levels_ok(s.bids)
-            and _levels_ok(s.asks)
-        ):
+        if not (type(L) is int and L >= 0 and _levels_ok(s.bids) and _levels_ok(s.asks)):
             self.stats["invalid_snapshots"] += 1
             log.warning("%s: invalid snapshot; asking again", self.symbol)
             return self._refetch(s.receipt)
@@ -499,6 +494,7 @@ class BookSync:
         return [FetchSnapshot(self.symbol, self._attempt)]
 
     def _internal_error(self, receipt: object) -> list[Output]:
+        self.stats["internal_errors"] += 1
         self._go_idle()
         rc = receipt if type(receipt) is int else 0
         return self._emit_resync("internal_error", None, None, rc)
