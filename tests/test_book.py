@@ -318,6 +318,15 @@ class TestSynced:
         assert [e.sequence for e in b.on_delta(delta(101, 110))] == [110]
         assert [e.sequence for e in b.on_delta(delta(111, 111))] == [111]
 
+    def test_rest_and_ws_spellings_of_a_price_are_one_level(self):
+        b = BookSync(SYM)
+        b.on_delta(delta(10))
+        b.on_snapshot(snap(10, (("86700", "1"), ("86699", "2")), (("86800", "3"),)))
+        b.on_delta(delta(11, bids=[("86700.0", "5")]))
+        assert b.book.top() == (lv(("86700", "5"), ("86699", "2")), lv(("86800", "3")))
+        b.on_delta(delta(12, bids=[("86700.00", "0")], asks=[("86800.0", "0.00000")]))
+        assert b.book.top() == (lv(("86699", "2")), [])
+
     def test_exact_repeat_of_last_delta_is_duplicate(self):
         b = chained(100)
         b.on_delta(delta(101, 103, bids=[("100", "5")]))

@@ -33,6 +33,11 @@ Decisions worth knowing (the tests pin each of them):
   subscription that is not live yet. It emits ``ResyncNeeded(reason)`` only if there was something to
   invalidate, and no ``FetchSnapshot``.
 * Nothing raises: unexpected exceptions become ``ResyncNeeded(reason="internal_error")`` + ``idle``.
+
+``ResyncNeeded.reason`` values: ``gap`` and ``out_of_order`` (expected = previous u + 1, got = U),
+``stale_snapshot`` (expected = L + 1, got = first buffered U), ``buffer_overflow``, ``invalid_level``,
+``invalid_delta``, ``snapshot_attempts_exhausted`` (got = attempts made), ``internal_error`` and
+whatever reason ``reset()`` was given (``reconnect`` by default).
 """
 
 from __future__ import annotations
