@@ -107,11 +107,15 @@ class Faults:
         self._poke()
 
     def skip_depth(self, symbol: str | None = None, count: int | None = 1) -> None:
-        """Generate the next realtime depth deltas for ``symbol`` (None: any) but never send them."""
+        """Generate the next realtime depth deltas for ``symbol`` (None: any) but never send them.
+
+        Only deltas that have at least one subscriber count, so arming before the client subscribes is
+        safe; a skipped delta is withheld from every connection (it is a gap in the exchange's stream).
+        """
         self._skip.setdefault(symbol, _Counter()).arm(count)
 
     def duplicate_depth(self, symbol: str | None = None, count: int | None = 1) -> None:
-        """Send the next realtime depth deltas for ``symbol`` (None: any) twice."""
+        """Send the next realtime depth deltas for ``symbol`` (None: any) twice (same counting as skip)."""
         self._dup.setdefault(symbol, _Counter()).arm(count)
 
     def delay_frames(self, seconds: float, count: int | None = 1) -> None:

@@ -780,3 +780,62 @@ async def test_start_server_helper() -> None:
         assert srv.rest_url == f"http://127.0.0.1:{srv.port}" and srv.ws_url == f"ws://127.0.0.1:{srv.port}/"
     finally:
         await srv.stop()
+
+
+async def test_ccxt_pro_watch_order_book_matches_server_book(srv: BackpackServer) -> None:
+    """ccxt.pro, unchanged, syncs a book over this server's WS + REST and ends equal to ``server.book``."""
+    import ccxt.pro as ccxt_pro
+
+    exchange = ccxt_pro.backpack()
+    exchange.urls["api"] = {
+        "public": srv.rest_url,
+        "private": srv.rest_url,
+        "ws": {"public": srv.ws_url, "private": srv.ws_url},
+    }
+    try:
+        first = asyncio.create_task(exchange.watch_order_book("SOL/USDC"))
+        async with asyncio.timeout(20):
+            while not first.done():  # ccxt caches ~10 deltas before it fetches the REST snapshot
+                srv.step()
+                await asyncio.sleep(0.002)
+            book = first.result()
+            while book["nonce"] < srv.market.sequence("SOL_USDC"):
+                book = await exchange.watch_order_book("SOL/USDC")
+    finally:
+        await exchange.close()
+    server_book = srv.book("SOL_USDC")
+    assert book["nonce"] == srv.market.sequence("SOL_USDC")
+    assert [b[:2] for b in book["bids"]] == [
+        [float(p), float(q)] for p, q in sorted(server_book["bids"].items(), reverse=True)
+    ]
+    assert [a[:2] for a in book["asks"]] == [
+        [float(p), float(q)] for p, q in sorted(server_book["asks"].items())
+    ]
+    assert srv.connections[1].path == "/"
+
+
+def test_market_output_ignores_hash_seed() -> None:
+    """Invariant: emissions do not depend on PYTHONHASHSEED (no set/hash ordering leaks into frames)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib\n"
+        "from harness.market import MarketConfig, MarketGenerator, encode_frame\n"
+        "h = hashlib.sha256()\n"
+        "for e in MarketGenerator(MarketConfig(seed=9, p_private=0.3)).run(400):\n"
+        "    h.update(encode_frame(e.stream, e.data).encode())\n"
+        "print(h.hexdigest())\n"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1
