@@ -67,11 +67,13 @@ class _Slow(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-class _DecimalCache(dict):
-    """Validated text -> Decimal. Book prices and common sizes repeat from frame to frame, and a
-    dict hit costs a fraction of ``Decimal(text)``. Only plain decimal text is admitted (digits, ``.``,
-    ``-``): anything else, including non-strings, raises so the frame goes to the careful path.
-    Bounded by clearing when full; Decimals are immutable, so sharing them is safe."""
+class _PriceCache(dict):
+    """Validated price text -> Decimal. Book and trade prices repeat from frame to frame (a book has a
+    few hundred live levels), and a dict hit costs a fraction of ``Decimal(text)``. Sizes, 24h stats
+    and mark prices rarely repeat, so they are converted directly: caching them measured slower.
+    Only plain decimal text is admitted (digits, ``.``, ``-``); anything else, including
+    non-strings, raises so the frame goes to the careful path. Bounded by clearing when full;
+    Decimals are immutable, so sharing them is safe."""
 
     __slots__ = ()
 
@@ -86,20 +88,22 @@ class _DecimalCache(dict):
 
 
 _DECIMAL_CACHE_MAX = 1 << 14
-_DC = _DecimalCache()
+_DC = _PriceCache()
 
 
 def _fast_levels(side: Any) -> list[Level]:
+    """Levels without the price cache (a REST book's thousands of prices would only churn it)."""
     if side.__class__ is not list:
         raise _Slow
-    dc = _DC
     out = []
     append = out.append
     for level in side:
         if level.__class__ is not list:  # a 2-char string or a 2-key object would unpack too
             raise _Slow
         price, size = level
-        append((dc[price], dc[size]))
+        if (price + size).strip(_NUM):  # TypeError unless both are str; non-empty for any other char
+            raise _Slow
+        append((_D(price), _D(size)))
     return out
 
 
@@ -109,7 +113,9 @@ def _fast_depth(d: Any, receipt: int) -> DepthDelta:
     last = d["u"]
     ts = d["T"]
     et = d["E"]
-    if s.__class__ is not str or not s:
+    bid_side = d["b"]
+    ask_side = d["a"]
+    if s.__class__ is not str or not s or bid_side.__class__ is not list or ask_side.__class__ is not list:
         raise _Slow
     if first.__class__ is not int:
         first = to_int(first)
@@ -119,11 +125,30 @@ def _fast_depth(d: Any, receipt: int) -> DepthDelta:
         ts = to_int(ts)
     if et.__class__ is not int:
         et = to_int(et)
-    return DepthDelta(s, first, last, _fast_levels(d["b"]), _fast_levels(d["a"]), ts, et, receipt)
+    # Both loops are inlined: a depth frame carries 1-3 levels, so a helper call costs as much as a level.
+    prices = _DC
+    bids = []
+    for level in bid_side:
+        if level.__class__ is not list:  # a 2-char string or a 2-key object would unpack too
+            raise _Slow
+        price, size = level
+        if size.strip(_NUM):
+            raise _Slow
+        bids.append((prices[price], _D(size)))
+    asks = []
+    for level in ask_side:
+        if level.__class__ is not list:
+            raise _Slow
+        price, size = level
+        if size.strip(_NUM):
+            raise _Slow
+        asks.append((prices[price], _D(size)))
+    return DepthDelta(s, first, last, bids, asks, ts, et, receipt)
 
 
 def _fast_trade(d: Any, receipt: int) -> Trade:
     s = d["s"]
+    size = d["q"]
     tid = d["t"]
     maker = d["m"]
     buyer = d["b"]
@@ -137,6 +162,7 @@ def _fast_trade(d: Any, receipt: int) -> Trade:
         or maker.__class__ is not bool
         or buyer.__class__ is not str
         or seller.__class__ is not str
+        or size.strip(_NUM)
     ):
         raise _Slow
     if ts.__class__ is not int:
@@ -144,15 +170,17 @@ def _fast_trade(d: Any, receipt: int) -> Trade:
     if et.__class__ is not int:
         et = to_int(et)
     side = "sell" if maker else "buy"
-    return Trade(s, str(tid), side, _DC[d["p"]], _DC[d["q"]], ts, et, buyer, seller, receipt)
+    return Trade(s, str(tid), side, _DC[d["p"]], _D(size), ts, et, buyer, seller, receipt)
 
 
 def _fast_book_ticker(d: Any, receipt: int) -> BookTicker:
     s = d["s"]
+    ask_size = d["A"]
+    bid_size = d["B"]
     seq = d["u"]
     ts = d["T"]
     et = d["E"]
-    if s.__class__ is not str or not s:
+    if s.__class__ is not str or not s or (ask_size + bid_size).strip(_NUM):
         raise _Slow
     if seq.__class__ is not int:
         seq = to_int(seq)
@@ -160,51 +188,68 @@ def _fast_book_ticker(d: Any, receipt: int) -> BookTicker:
         ts = to_int(ts)
     if et.__class__ is not int:
         et = to_int(et)
-    dc = _DC
-    return BookTicker(s, dc[d["b"]], dc[d["B"]], dc[d["a"]], dc[d["A"]], seq, ts, et, receipt)
+    prices = _DC
+    return BookTicker(s, prices[d["b"]], _D(bid_size), prices[d["a"]], _D(ask_size), seq, ts, et, receipt)
 
 
 def _fast_ticker(d: Any, receipt: int) -> Ticker:
     s = d["s"]
+    o = d["o"]
+    c = d["c"]
+    h = d["h"]
+    lo = d["l"]
+    v = d["v"]
+    qv = d["V"]
     n = d["n"]
     et = d["E"]
-    if s.__class__ is not str or not s or n.__class__ is not int:
+    if s.__class__ is not str or not s or n.__class__ is not int or (o + c + h + lo + v + qv).strip(_NUM):
         raise _Slow
     if et.__class__ is not int:
         et = to_int(et)
-    dc = _DC
-    return Ticker(s, dc[d["o"]], dc[d["h"]], dc[d["l"]], dc[d["c"]], dc[d["v"]], dc[d["V"]], n, et, receipt)
+    return Ticker(s, _D(o), _D(h), _D(lo), _D(c), _D(v), _D(qv), n, et, receipt)
 
 
 def _fast_kline(interval: str, d: Any, receipt: int) -> Candle:
     s = d["s"]
+    o = d["o"]
+    c = d["c"]
+    h = d["h"]
+    lo = d["l"]
+    v = d["v"]
     n = d["n"]
     closed = d["X"]
     et = d["E"]
-    if s.__class__ is not str or not s or n.__class__ is not int or closed.__class__ is not bool:
+    if (
+        s.__class__ is not str
+        or not s
+        or n.__class__ is not int
+        or closed.__class__ is not bool
+        or (o + c + h + lo + v).strip(_NUM)
+    ):
         raise _Slow
     if et.__class__ is not int:
         et = to_int(et)
-    dc = _DC
     return Candle(
         s, interval, iso_to_us(d["t"]), iso_to_us(d["T"]),
-        dc[d["o"]], dc[d["h"]], dc[d["l"]], dc[d["c"]], dc[d["v"]], n, closed, et, receipt,
+        _D(o), _D(h), _D(lo), _D(c), _D(v), n, closed, et, receipt,
     )  # fmt: skip
 
 
 def _fast_mark_price(d: Any, receipt: int) -> MarkPrice:
     s = d["s"]
+    mark = d["p"]
+    rate = d["f"]
+    index = d["i"]
     nxt = d["n"]
     ts = d["T"]
     et = d["E"]
-    if s.__class__ is not str or not s or nxt.__class__ is not int:
+    if s.__class__ is not str or not s or nxt.__class__ is not int or (mark + rate + index).strip(_NUM):
         raise _Slow
     if ts.__class__ is not int:
         ts = to_int(ts)
     if et.__class__ is not int:
         et = to_int(et)
-    dc = _DC
-    return MarkPrice(s, dc[d["p"]], dc[d["i"]], dc[d["f"]], nxt * 1000, ts, et, receipt)
+    return MarkPrice(s, _D(mark), _D(index), _D(rate), nxt * 1000, ts, et, receipt)
 
 
 # --------------------------------------------------------------------------------------------
