@@ -191,8 +191,8 @@ async def _check_only(data: Dataset) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=20_000, help="depth frames and trade frames per run")
-    ap.add_argument("--repeats", type=int, default=5, help="timed runs per contender; the best counts")
+    ap.add_argument("--frames", type=int, default=10_000, help="depth frames and trade frames per run")
+    ap.add_argument("--repeats", type=int, default=7, help="timed runs per contender; the best counts")
     ap.add_argument("--levels", type=int, default=100, help="levels per side of the synchronised book")
     ap.add_argument("--memory-levels", type=int, default=1000, help="levels per side for the memory test")
     ap.add_argument("--seed", type=int, default=20_250_801)
