@@ -994,3 +994,26 @@ def test_importing_the_decoder_loads_no_io_library() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+FAST_FIXTURES = [
+    "official_depth.json", "official_book_ticker.json", "official_trade.json", "official_ticker.json",
+    "official_kline.json", "official_mark_price.json", "ccxt_depth.json", "ccxt_depth_raw.json",
+    "ccxt_book_ticker.json", "ccxt_trade.json", "ccxt_ticker.json", "ccxt_kline.json",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FAST_FIXTURES)
+def test_hot_streams_take_the_fast_path_after_the_first_frame(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards the performance design: a fast handler that silently always declined would still give
+    correct events (via the careful path), so only this test would notice."""
+    decoder = Decoder()
+    first = decoder.decode(ws_text(name))
+
+    def no_careful(*args: object) -> list:
+        raise AssertionError("careful path used")
+
+    monkeypatch.setattr(Decoder, "_careful", no_careful)
+    assert decoder.decode(ws_text(name)) == first

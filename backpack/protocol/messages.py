@@ -595,7 +595,7 @@ def _is_depth_window(token: str) -> bool:
     return token.endswith("ms") and token[:-2].isascii() and token[:-2].isdigit()
 
 
-def resolve_stream(stream: str) -> _Route | None:
+def _resolve_stream(stream: str) -> _Route | None:
     """Stream name -> route, or None if it is not a Backpack stream this decoder knows."""
     head, _, rest = stream.partition(".")
     if head == "account":
@@ -711,7 +711,7 @@ class Decoder:
         stream = msg["stream"]
         if type(stream) is not str:
             return [self._error(f"'stream' must be a string, got {describe(stream)}", frame, receipt)]
-        route = resolve_stream(stream)
+        route = _resolve_stream(stream)
         if route is None:
             self.stats["unknown_stream"] += 1
             return [self._error(f"unknown stream {_short(stream)!r}", frame, receipt, _short(stream, 200))]
