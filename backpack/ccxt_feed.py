@@ -327,8 +327,7 @@ class BackpackCcxtFeed(compat.Feed):
         failures = 0
         while not stop.is_set():
             try:
-                await self.exchange.load_markets()
-                return True
+                return await _unless_stopped(self.exchange.load_markets(), stop)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - ccxt or transport failure: retry
@@ -627,6 +626,23 @@ def _check_channels(kwargs: dict[str, Any]) -> None:
             f"BACKPACK ccxt path does not support {missing}; supported: {sorted(_SUPPORTED)}. Enable the native "
             "feed (backpack.native_enabled: true, or CRYPTOFEED_BACKPACK_NATIVE=1) for these channels"
         )
+
+
+async def _unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> bool:
+    """Await ``work`` unless ``stop`` is set first (then it is cancelled); True when the work finished."""
+    job = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({job, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not job.done():
+            job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+    if job.cancelled():
+        return False
+    job.result()  # re-raise the work's own error
+    return True
 
 
 async def _pause(stop: asyncio.Event, delay: float) -> bool:

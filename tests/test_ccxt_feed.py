@@ -366,6 +366,35 @@ async def test_unknown_symbol_is_skipped_and_others_run() -> None:
     assert trades.items[0][0].symbol == "BTC-USDC"
 
 
+class HangingMarkets(ScriptedExchange):
+    async def load_markets(self) -> None:
+        self.loading = True
+        await asyncio.Event().wait()
+
+
+async def test_stop_interrupts_a_hanging_market_load() -> None:
+    fake = HangingMarkets([])
+    feed = BackpackCcxtFeed(
+        exchange_factory=lambda o: fake,
+        symbols=["BTC-USDC"],
+        channels=[compat.TRADES],
+        callbacks={compat.TRADES: Recorder()},
+    )
+    if compat.CRYPTOFEED_MAJOR >= 3:
+        stop = asyncio.Event()
+        task = asyncio.create_task(feed.run(stop))
+        await until(lambda: getattr(fake, "loading", False), "the market load")
+        stop.set()
+        await asyncio.wait_for(task, 5)  # would hang here if stop were ignored
+    else:
+        feed.start(asyncio.get_running_loop())
+        await until(lambda: getattr(fake, "loading", False), "the market load")
+        feed.stop()
+        await asyncio.wait_for(asyncio.shield(feed._task), 5)
+        await feed.shutdown()
+    assert fake.closed
+
+
 # --- the flag -------------------------------------------------------------------------------------
 
 
@@ -628,3 +657,45 @@ async def test_private_channels_match_the_server() -> None:
             last, got = frames[-1], positions.of(std)[-1]
             assert got.entry_price == Decimal(last["b"])
             assert (got.position < 0) == (Decimal(last["q"]) < 0)
+
+
+async def test_feed_recovers_after_the_socket_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ccxt_feed, "BACKOFF_BASE", 0.01)
+    native, std = "BTC_USDC", "BTC-USDC"
+    async with running_server(seed=21, rate=0) as server:
+        trades, books = Recorder(), BookRecorder()
+        feed = BackpackCcxtFeed(
+            backpack_config={"rest_url": server.rest_url, "ws_url": server.ws_url},
+            symbols=[std],
+            channels=[compat.TRADES, compat.L2_BOOK],
+            callbacks={compat.TRADES: trades, compat.L2_BOOK: books},
+        )
+
+        async def sync_and_check(connection_id: int) -> None:
+            await server.wait_subscribed(f"depth.{native}", connection_id=connection_id)
+            await server.wait_subscribed(f"trade.{native}", connection_id=connection_id)
+            deltas = 0
+            while deltas < 15:
+                deltas += sum(1 for em in server.step() if em.stream == f"depth.{native}")
+            await server.flush()
+            server.step(40)
+            await server.flush()
+            seq = server.market.sequence(native)
+            await until(lambda: std in books.updates and books.updates[std][-1][0] == seq, f"book at u={seq}")
+            _, _, bids, asks = books.updates[std][-1]
+            truth = server.book(native)
+            assert bids == truth["bids"] and asks == truth["asks"]
+            want = {d["t"] for d in sent(server, f"trade.{native}")}
+            await until(lambda: want <= {int(t.id) for t in trades.of(std)}, "the trades of this connection")
+
+        async with running(feed):
+            first = (await server.wait_connections(1))[0].id
+            await sync_and_check(first)
+            snapshots_before = sum(1 for u in books.updates[std] if u[1] is None)
+            server.faults.close_socket(1001, "going away")
+            await until(lambda: len(server.connections) >= 2, "a reconnect")
+            await sync_and_check(max(server.connections))
+    assert feed.metrics["errors"] >= 1
+    assert sum(1 for u in books.updates[std] if u[1] is None) == snapshots_before + 1  # re-sent as a snapshot
+    ids = [int(t.id) for t in trades.of(std)]
+    assert len(ids) == len(set(ids))  # nothing delivered twice across the reconnect
