@@ -3,7 +3,7 @@
 It exists so an operator can fall back to the behaviour users had before the native feed
 (``backpack.native_enabled: false`` or ``CRYPTOFEED_BACKPACK_NATIVE=0``), and so the parity harness has
 a second implementation to compare against. It emits the same cryptofeed types as ``BackpackFeed``
-but inherits ccxt's view of the wire, including these limits (see docs/ccxt-oracle notes):
+but inherits ccxt's view of the wire, including these limits:
 
 * Precision: ccxt parses prices and sizes to ``float``. They are converted with ``Decimal(str(x))``,
   which gives back the wire text for values of up to 15 significant digits; longer numbers lose digits

@@ -699,3 +699,38 @@ async def test_feed_recovers_after_the_socket_closes(monkeypatch: pytest.MonkeyP
     assert sum(1 for u in books.updates[std] if u[1] is None) == snapshots_before + 1  # re-sent as a snapshot
     ids = [int(t.id) for t in trades.of(std)]
     assert len(ids) == len(set(ids))  # nothing delivered twice across the reconnect
+
+
+async def test_feedhandler_runs_the_ccxt_path_from_its_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The whole operator path: flag in the env, endpoints in the FeedHandler config, cryptofeed's own run loop."""
+    monkeypatch.setenv(NATIVE_ENV, "0")
+    async with running_server(seed=2, rate=0) as server:
+        fh = _handler(tmp_path, {"rest_url": server.rest_url, "ws_url": server.ws_url})
+        trades = Recorder()
+        fh.add_feed(
+            "BACKPACK", symbols=["SOL-USDC"], channels=[compat.TRADES], callbacks={compat.TRADES: trades}
+        )
+        assert isinstance(fh.feeds[-1], BackpackCcxtFeed)
+        if compat.CRYPTOFEED_MAJOR >= 3:
+            task = asyncio.create_task(fh.run_async(install_signal_handlers=False))
+        else:
+            fh.run(start_loop=False, install_signal_handlers=False)
+        try:
+            await server.wait_subscribed("trade.SOL_USDC")
+            while not any(em.stream == "trade.SOL_USDC" for em in server.step()):
+                pass
+            server.step(100)
+            await server.flush()
+            want = [d["t"] for d in sent(server, "trade.SOL_USDC")]
+            await until(
+                lambda: sorted(int(t.id) for t in trades.of("SOL-USDC")) == sorted(want), "the trades"
+            )
+        finally:
+            if compat.CRYPTOFEED_MAJOR >= 3:
+                fh.request_stop()
+                await asyncio.wait_for(task, 10)
+            else:
+                await fh.stop_async()
+    assert fh.feeds[-1].exchange is None  # closed on shutdown
