@@ -19,7 +19,9 @@ but inherits ccxt's view of the wire, including these limits:
   ccxt's, mirrored into a cryptofeed ``OrderBook`` with the delta computed by diffing.
 * Private data: updates that arrive between two ``watch_*`` returns are coalesced by ccxt's caches
   (orders by id, positions by symbol), so intermediate order states and fills can be missed. Fills
-  are derived from ``orderFill`` order events (ccxt has no fills stream for Backpack).
+  are derived from ``orderFill`` order events (ccxt has no fills stream for Backpack). Order status
+  uses ccxt's words (open/closed/canceled/rejected) and ``remaining`` ccxt's figure (it reads the last
+  fill ``l`` as the filled amount); position entry price is ccxt's (break-even ``b``), size ``Q``.
 
 Errors raised by ccxt are logged and the affected watch loop retries with capped, jittered backoff;
 nothing a single stream does stops the feed.
