@@ -9,6 +9,7 @@ contenders await their handler per frame exactly as their own connection loop wo
 
 from __future__ import annotations
 
+import importlib.util
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,18 @@ _CCXT_MARKET = {
 }  # fmt: skip
 
 
+class NetworkRefused(RuntimeError):
+    """A contender tried to reach the network: the frames must have made it want a snapshot."""
+
+
+def _refuse_network(*args: Any, **kwargs: Any) -> Any:
+    raise NetworkRefused("the benchmark is offline; a contender asked for a REST call (book out of sync?)")
+
+
+async def _refuse_network_async(*args: Any, **kwargs: Any) -> Any:
+    _refuse_network()
+
+
 def _compare(kind: str, got_b: list, got_a: list, want: Dataset) -> str | None:
     want_b, want_a = want.final.top()
     if kind == "float":
@@ -48,6 +61,11 @@ def _compare(kind: str, got_b: list, got_a: list, want: Dataset) -> str | None:
 class Contender:
     name = ""
     label = ""
+    requires: tuple[str, ...] = ()  # importable modules it needs; absent -> skipped, not crashed
+
+    @classmethod
+    def available(cls) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in cls.requires)
 
     async def setup(self, data: Dataset) -> None:
         pass
@@ -144,12 +162,14 @@ class Ccxt(Contender):
     """ccxt.pro backpack: ``client.handle_text_or_binary_message`` on a seeded, synchronised book."""
 
     name = "ccxt"
+    requires = ("ccxt",)
     label = "ccxt.pro backpack handle_text_or_binary_message"
 
     async def setup(self, data: Dataset) -> None:
         import ccxt.pro as ccxtpro
 
         ex = ccxtpro.backpack()
+        ex.fetch = _refuse_network_async  # ccxt's single HTTP entry point: never dial out
         ex.set_markets([ex.parse_market(_CCXT_MARKET)])
         self.client = ex.client("wss://ws.backpack.exchange")  # no connection is made
         raw = orjson.loads(data.snapshot_body)
@@ -206,6 +226,7 @@ class CryptofeedBinance(Contender):
     """cryptofeed's ``Binance.message_handler`` (→ ``_book`` / ``_trade``) with no-op async callbacks."""
 
     name = "cryptofeed_binance"
+    requires = ("cryptofeed",)
     label = "cryptofeed Binance.message_handler"
 
     async def setup(self, data: Dataset) -> None:
@@ -222,6 +243,7 @@ class CryptofeedBinance(Contender):
             asks={Decimal(p): Decimal(q) for p, q in data.snapshot_asks},
         )  # fmt: skip
         feed.last_update_id[STD_SYMBOL] = SNAPSHOT_ID
+        feed._snapshot = _refuse_network_async  # after a detected gap it would fetch from Binance
         self.feed = feed
 
     async def run(self, frames: list[str]) -> None:

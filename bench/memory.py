@@ -20,7 +20,7 @@ import orjson
 from backpack.protocol import messages
 from backpack.protocol.router import Router
 
-from .contenders import _CCXT_MARKET, _binance_offline
+from .contenders import _CCXT_MARKET, Ccxt, CryptofeedBinance, _binance_offline, _refuse_network_async
 from .frames import BP_SYMBOL, CCXT_SYMBOL, SNAPSHOT_ID, START_US, STD_SYMBOL, deep_snapshot
 
 
@@ -59,9 +59,18 @@ def measure(levels: int = 1000) -> dict[str, dict[str, int]]:
     retained, peak, _ = _traced(native)
     results["native"] = {"retained": retained, "peak": peak, "levels": len(router.books.get(BP_SYMBOL).book)}
 
+    if Ccxt.available():
+        results["ccxt"] = _ccxt(body, levels)
+    if CryptofeedBinance.available():
+        results["cryptofeed_binance"] = _cryptofeed(body)
+    return results
+
+
+def _ccxt(body: bytes, levels: int) -> dict[str, int]:
     import ccxt.pro as ccxtpro
 
     ex = ccxtpro.backpack()
+    ex.fetch = _refuse_network_async
     ex.set_markets([ex.parse_market(_CCXT_MARKET)])
 
     def ccxt_book() -> Any:
@@ -73,9 +82,10 @@ def measure(levels: int = 1000) -> dict[str, dict[str, int]]:
         return ob
 
     retained, peak, ob = _traced(ccxt_book)
-    results["ccxt"] = {"retained": retained, "peak": peak, "levels": len(ob["bids"]) + len(ob["asks"])}
-    del ob
+    return {"retained": retained, "peak": peak, "levels": len(ob["bids"]) + len(ob["asks"])}
 
+
+def _cryptofeed(body: bytes) -> dict[str, int]:
     from cryptofeed.defines import BINANCE
     from cryptofeed.exchanges import binance as cf_binance
     from cryptofeed.types import OrderBook
@@ -91,7 +101,4 @@ def measure(levels: int = 1000) -> dict[str, dict[str, int]]:
         )  # fmt: skip
 
     retained, peak, cf = _traced(cryptofeed_book)
-    results["cryptofeed_binance"] = {
-        "retained": retained, "peak": peak, "levels": len(cf.book.bids) + len(cf.book.asks),
-    }  # fmt: skip
-    return results
+    return {"retained": retained, "peak": peak, "levels": len(cf.book.bids) + len(cf.book.asks)}

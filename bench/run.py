@@ -50,13 +50,18 @@ class Target:
             return f"{self.scenario}: native within {self.factor:g}x of {self.other}"
         return f"{self.scenario}: native >= {self.factor:g}x {self.other}"
 
-    def ratio(self, fps: dict[str, dict[str, float]]) -> float:
+    def ratio(self, fps: dict[str, dict[str, float]]) -> float | None:
+        """None when ``other`` was not measured (its library is not installed)."""
         native = fps[self.scenario]["native"]
-        other = fps[self.scenario][self.other]
+        other = fps[self.scenario].get(self.other)
+        if other is None:
+            return None
         # "within" is a cost ratio (native time / other time); otherwise a speed-up.
         return other / native if self.within else native / other
 
-    def met(self, ratio: float) -> bool:
+    def met(self, ratio: float | None) -> bool | None:
+        if ratio is None:
+            return None
         return ratio <= self.factor if self.within else ratio >= self.factor
 
 
@@ -98,10 +103,15 @@ async def _one(
         gc.collect()
     c0 = time.process_time()
     t0 = time.perf_counter()
-    await c.run(frames)
+    try:
+        await c.run(frames)
+    except Exception as exc:  # report it as a wrong end state; the other contenders still run
+        error: str | None = f"raised {type(exc).__name__}: {exc}"
+    else:
+        error = None
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    error = c.check(data, frames, depth)
+    error = error or c.check(data, frames, depth)
     await c.close()
     return elapsed, cpu, error
 
@@ -118,6 +128,7 @@ async def timings(data: Dataset, repeats: int) -> tuple[Rates, Rates, list[str]]
     of them rather than every run of one. The heap left by imports is frozen first: collections then
     walk only what the contenders allocate, the same for each of them.
     """
+    available = [cls for cls in ALL if cls.available()]
     gc.collect()
     gc.freeze()
     wall: dict[str, dict[str, float]] = {s: {} for s in SCENARIOS}
@@ -125,7 +136,7 @@ async def timings(data: Dataset, repeats: int) -> tuple[Rates, Rates, list[str]]
     errors: list[str] = []
     for _ in range(repeats):
         for scenario in SCENARIOS:
-            for cls in ALL:
+            for cls in available:
                 elapsed, used, error = await _one(cls, data, scenario == "depth")
                 if error:
                     errors.append(f"{scenario}/{cls.name}: {error}")
@@ -163,6 +174,14 @@ async def _profile_native(data: Dataset) -> tuple[str, list[dict[str, object]]]:
     return buf.getvalue(), rows
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def _print_table(fps: Rates, cpu: Rates) -> None:
     labels = {cls.name: cls.label for cls in ALL}
     print(
@@ -181,6 +200,9 @@ async def _check_only(data: Dataset) -> list[str]:
     errors = []
     for scenario in SCENARIOS:
         for cls in ALL:
+            if not cls.available():
+                print(f"{scenario:<7} {cls.name:<20} skipped: needs {', '.join(cls.requires)}")
+                continue
             _, _, error = await _one(cls, data, scenario == "depth", collect=False)
             status = "ok" if error is None else f"FAIL: {error}"
             print(f"{scenario:<7} {cls.name:<20} {status}")
@@ -235,12 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         ratio = t.ratio(fps)
         cpu_ratio = t.ratio(cpu)
         ok = t.met(ratio if args.clock == "wall" else cpu_ratio)
-        results.append(
-            {"target": t.title, "ratio": round(ratio, 3), "cpu_ratio": round(cpu_ratio, 3), "met": ok}
-        )
-        print(f"{t.title:<55} {ratio:>7.2f} {cpu_ratio:>7.2f}  {'PASS' if ok else 'MISS'}")
-    info_ratio = fps["trades"]["native"] / fps["trades"]["cryptofeed_binance"]
-    print(f"{'(info) trades: native vs cryptofeed Binance aggTrade':<55} {info_ratio:>7.2f}")
+        results.append({"target": t.title, "ratio": _round(ratio), "cpu_ratio": _round(cpu_ratio), "met": ok})
+        verdict = "SKIP (not installed)" if ok is None else ("PASS" if ok else "MISS")
+        print(f"{t.title:<55} {_fmt(ratio):>7} {_fmt(cpu_ratio):>7}  {verdict}")
+    if "cryptofeed_binance" in fps["trades"]:
+        info_ratio = fps["trades"]["native"] / fps["trades"]["cryptofeed_binance"]
+        print(f"{'(info) trades: native vs cryptofeed Binance aggTrade':<55} {info_ratio:>7.2f}")
 
     from bench.memory import measure
 
@@ -249,10 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'book':<22} {'retained KiB':>13} {'peak KiB':>10}")
     for name, m in mem.items():
         print(f"{name:<22} {m['retained'] / 1024:>13,.0f} {m['peak'] / 1024:>10,.0f}")
-    mem_ratio = mem["native"]["retained"] / mem["ccxt"]["retained"]
-    print(f"native retained / ccxt retained = {mem_ratio:.2f}")
+    if "ccxt" in mem:
+        print(f"native retained / ccxt retained = {mem['native']['retained'] / mem['ccxt']['retained']:.2f}")
 
-    missed = [r for r in results if not r["met"]]
+    missed = [r for r in results if r["met"] is False]
     profile_rows: list[dict[str, object]] = []
     layers: dict[str, float] = {}
     if missed or args.profile:
