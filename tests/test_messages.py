@@ -718,6 +718,8 @@ def test_error_frame_of_odd_shapes() -> None:
     [a] = Decoder().decode('{"error": "boom"}')
     [b] = Decoder().decode('{"error": {"code": "x"}}')
     [c] = Decoder().decode('{"error": 5}')
+    [d] = Decoder().decode('{"error": ""}')
+    assert d.message and "unexpected shape" in d.message
     assert (a.code, a.message) == (None, "boom")
     assert b.code is None and "without a message" in b.message
     assert c.code is None and "unexpected shape" in c.message

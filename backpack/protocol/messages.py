@@ -779,10 +779,9 @@ class Decoder:
             except NumberError:
                 code = None
             message = error.get("message")
-            message = (
-                message if type(message) is str else f"exchange error without a message ({describe(error)})"
-            )
-        elif type(error) is str:
+            if type(message) is not str or not message:
+                message = f"exchange error without a message ({describe(error)})"
+        elif type(error) is str and error:
             message = error
         else:
             message = f"exchange error of unexpected shape ({describe(error)})"
