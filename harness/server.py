@@ -34,6 +34,7 @@ import ipaddress
 import json
 import logging
 import re
+import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -776,20 +777,25 @@ def main_serve(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         print(f"WS    {server.ws_url}", flush=True)
         print(f"seed  {server.market.config.seed}; test account API key {TEST_ACCOUNT_API_KEY}", flush=True)
 
-    try:
-        asyncio.run(
-            serve(
-                host=args.host,
-                port=args.port,
-                seed=args.seed,
-                rate=args.rate,
-                ping_interval=args.ping_interval,
-                pong_timeout=args.pong_timeout,
-                ints_as_strings=args.ints_as_strings,
-                compress=not args.no_compress,
-                ready=ready,
-            )
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # clean Close frames to clients on either
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve(
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            rate=args.rate,
+            ping_interval=args.ping_interval,
+            pong_timeout=args.pong_timeout,
+            ints_as_strings=args.ints_as_strings,
+            compress=not args.no_compress,
+            ready=ready,
+            stop=stop,
         )
-    except KeyboardInterrupt:
-        pass
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
     return 0

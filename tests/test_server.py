@@ -839,3 +839,31 @@ def test_market_output_ignores_hash_seed() -> None:
         for seed in ("1", "2")
     }
     assert len(digests) == 1
+
+
+async def test_main_serve_prints_urls_and_stops_cleanly_on_sigterm(http: aiohttp.ClientSession) -> None:
+    import re
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from harness.server import main_serve; raise SystemExit(main_serve(['--seed', '4', '--rate', '0']))",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(20):
+            line = (await proc.stdout.readline()).decode()
+        match = re.match(r"REST  (http://127\.0\.0\.1:\d+)/api/v1/", line)
+        assert match, line
+        async with http.get(match.group(1) + "/api/v1/ping") as resp:
+            assert await resp.text() == "pong"
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
