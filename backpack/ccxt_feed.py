@@ -33,7 +33,6 @@ import asyncio
 import calendar
 import logging
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -45,8 +44,7 @@ from ccxt.base.errors import BaseError as CcxtError
 
 from . import compat
 from .config import PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig
-from .feed import VALID_CANDLE_INTERVALS, _section_of
-from .protocol.symbols import native_symbol, normalize_symbol
+from .feedbase import BackpackFeedBase
 
 LOG = logging.getLogger("backpack.ccxt_feed")
 
@@ -108,10 +106,8 @@ def ccxt_options(cfg: BackpackConfig) -> dict[str, Any]:
     """Constructor options for ``ccxt.pro.backpack``: credentials, signing window, proxies."""
     options: dict[str, Any] = {"enableRateLimit": True, "options": {"recvWindow": str(cfg.window_ms)}}
     if cfg.has_credentials:
-        seed = cfg._seed  # noqa: SLF001 - ccxt needs the base64 seed itself; see the report on config.py
-        assert seed is not None
         options["apiKey"] = cfg.api_key
-        options["secret"] = seed.get_secret_value()
+        options["secret"] = cfg.secret_seed()
     if cfg.rest_proxy:
         key = {"http": "httpProxy", "https": "httpsProxy"}.get(cfg.rest_proxy.split(":", 1)[0], "socksProxy")
         options[key] = cfg.rest_proxy
@@ -180,11 +176,7 @@ class _BookMirror:
         return changed, delta
 
 
-class BackpackCcxtFeed(compat.Feed):
-    id = "BACKPACK"
-    websocket_endpoints: list = []
-    rest_endpoints: list = []
-    valid_candle_intervals = VALID_CANDLE_INTERVALS
+class BackpackCcxtFeed(BackpackFeedBase):
     websocket_channels = {
         compat.L2_BOOK: "l2_book",
         compat.TRADES: "trades",
@@ -195,98 +187,20 @@ class BackpackCcxtFeed(compat.Feed):
         compat.POSITIONS: "positions",
     }
 
-    def __init__(
-        self,
-        *,
-        backpack_config: BackpackConfig | dict | None = None,
-        exchange_factory: ExchangeFactory | None = None,
-        rng: random.Random | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.bp_config = BackpackConfig.load(
-            backpack_config if backpack_config is not None else _section_of(kwargs.get("config"))
-        )
+    def __init__(self, *, exchange_factory: ExchangeFactory | None = None, **kwargs: Any) -> None:
         _check_channels(kwargs)
-        if not compat.Symbols.populated(self.id):
-            # Symbols convert by rule; ccxt loads its own market list when the feed starts.
-            compat.Symbols.set(self.id, {}, {})
         super().__init__(**kwargs)
-        for channel in compat.PRIVATE_CHANNELS:  # 3.0.1 has no slots for these
-            self.callbacks.setdefault(channel, [])
         self.exchange_factory = exchange_factory or default_exchange_factory
-        self.rng = rng or random.Random()
         self.exchange: Any = None
         self.metrics: dict[str, int] = {"errors": 0, "callbacks": 0, "dropped": 0}
         self._books: dict[str, _BookMirror] = {}
         self._watchers: list[asyncio.Task] = []
-        self._task: asyncio.Task | None = None
-        self._stop: asyncio.Event | None = None
-        private = [c for c in self.subscription if c in ("order_info", "fills", "positions")]
-        if private and not self.bp_config.has_credentials:
-            raise ValueError(
-                f"{self.id}: private channels {sorted(private)} need credentials: set api_key and private_key "
-                "(or private_key_env / private_key_file) in the backpack config"
-            )
 
-    # --- symbols: Backpack names convert by rule -----------------------------------------------
+    async def _run(self, stop: asyncio.Event) -> None:
+        await self._run_ccxt(stop)
 
-    @classmethod
-    def is_authenticated_channel(cls, channel: str) -> bool:
-        return False  # credentials come from BackpackConfig, checked in __init__
-
-    def std_symbol_to_exchange_symbol(self, symbol: Any) -> str:
-        if isinstance(symbol, compat.Symbol):
-            symbol = symbol.normalized
-        return native_symbol(symbol)
-
-    def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
-        return normalize_symbol(symbol)
-
-    # --- lifecycle: cryptofeed 2.4.1 ----------------------------------------------------------
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._stop = asyncio.Event()
-        self._task = loop.create_task(self._supervised(self._stop), name=f"{self.id}.ccxt")
-        for callbacks in self.callbacks.values():
-            for callback in callbacks:
-                if hasattr(callback, "start"):
-                    callback.start(loop, multiprocess=getattr(self.config, "backend_multiprocessing", False))
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-
-    async def shutdown(self) -> Any:
-        self.stop()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except TimeoutError:
-                self._task.cancel()
+    async def _close_resources(self) -> None:
         await self._close_exchange()
-        released = []
-        for callbacks in self.callbacks.values():
-            for callback in callbacks:
-                if hasattr(callback, "stop"):
-                    if await callback.stop():
-                        released.append(callback)
-        return released
-
-    # --- lifecycle: cryptofeed 3.0.1 ----------------------------------------------------------
-
-    async def run(self, stop_event: asyncio.Event) -> None:
-        self._stop = stop_event
-        await self._run_ccxt(stop_event)
-
-    # --- the ccxt run --------------------------------------------------------------------------
-
-    async def _supervised(self, stop: asyncio.Event) -> None:
-        try:
-            await self._run_ccxt(stop)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            LOG.exception("%s: ccxt feed stopped on an unexpected error", self.id)
 
     def _make_exchange(self) -> Any:
         cfg = self.bp_config
@@ -376,7 +290,7 @@ class BackpackCcxtFeed(compat.Feed):
                         "%s: %s is not among ccxt's Backpack markets; no %s for it", self.id, native, channel
                     )
                     continue
-                std = normalize_symbol(native)
+                std = self.exchange_symbol_to_std_symbol(native)
                 if channel == "trades":
                     spawn("trades", native, lambda s=sym: ex.watch_trades(s), self._trades_handler(std))
                 elif channel == "l2_book":

@@ -431,6 +431,10 @@ class BackpackConfig(BaseModel):
     def signer(self) -> Signer | None:
         return self._signer
 
+    def secret_seed(self) -> str | None:
+        """The base64 seed itself, for a client that must sign on its own (the ccxt path). Never log it."""
+        return None if self._seed is None else self._seed.get_secret_value()
+
     def redact(self, text: str, marker: str = "<redacted>") -> str:
         """Replace this config's secret wherever it appears (recorders and log filters use this)."""
         if self._seed is not None:
@@ -563,3 +567,19 @@ def format_errors(exc: ValidationError | ConfigError, prefix: str = SECTION) -> 
             shown = f" (got {value!r})"
         lines.append(f"{where}: {msg}{shown}")
     return "\n".join(lines)
+
+
+def section_of(config: Any) -> Any:
+    """The ``backpack:`` section of whatever cryptofeed ``config`` a feed was given, or None.
+
+    Accepts a cryptofeed ``Config`` (which wraps its dict), a whole config dict, or a YAML path (read by
+    ``BackpackConfig.load``).
+    """
+    if config is None:
+        return None
+    inner = getattr(config, "config", None)
+    if isinstance(inner, dict):
+        config = inner
+    if isinstance(config, Mapping):
+        return config if _has_section(config) else None
+    return config

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import adapters, compat
-from .config import BackpackConfig
 from .errors import BackpackError
+from .feedbase import BackpackFeedBase
 from .protocol import events as ev
 from .protocol.router import Router, is_auth_error
 from .protocol.subscriptions import streams_for
-from .protocol.symbols import SymbolMap, native_symbol, normalize_symbol, parse_markets
+from .protocol.symbols import SymbolMap, parse_markets
 from .rest import RestClient
 from .session import WsSessionManager
 from .transport import Transport, TransportError, WsFrame
@@ -29,16 +28,8 @@ LOG = logging.getLogger("backpack.feed")
 
 ProtocolCallback = Callable[[Any], Awaitable[None] | None]
 
-VALID_CANDLE_INTERVALS = {
-    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1month",
-}
 
-
-class BackpackFeed(compat.Feed):
-    id = "BACKPACK"
-    websocket_endpoints: list = []
-    rest_endpoints: list = []
-    valid_candle_intervals = VALID_CANDLE_INTERVALS
+class BackpackFeed(BackpackFeedBase):
     # cryptofeed channel → backpack.protocol.subscriptions channel name
     websocket_channels = {
         compat.L2_BOOK: "l2_book",
@@ -58,106 +49,27 @@ class BackpackFeed(compat.Feed):
         self,
         *,
         transport: Transport | None = None,
-        backpack_config: BackpackConfig | dict | None = None,
         protocol_callback: ProtocolCallback | None = None,
-        rng: random.Random | None = None,
         **kwargs: Any,
     ) -> None:
-        self.bp_config = BackpackConfig.load(
-            backpack_config if backpack_config is not None else _section_of(kwargs.get("config"))
-        )
-        if not compat.Symbols.populated(self.id):
-            # Backpack symbols normalise by rule (see protocol.symbols), so subscription building needs no
-            # market list; the list is loaded asynchronously at start and used to validate.
-            compat.Symbols.set(self.id, {}, {})
         super().__init__(**kwargs)
-        for channel in compat.PRIVATE_CHANNELS:  # 3.0.1 has no slots for these
-            self.callbacks.setdefault(channel, [])
         self._transport = transport
         self._owns_transport = transport is None
         self.protocol_callback = protocol_callback
-        self.rng = rng or random.Random()
         self.router = Router()
         self.symbol_map: SymbolMap | None = None
         self.session: WsSessionManager | None = None
         self.rest: RestClient | None = None
         self._books: dict[str, Any] = {}
         self._snapshot_tasks: dict[str, asyncio.Task] = {}
-        self._task: asyncio.Task | None = None
-        self._stop: asyncio.Event | None = None
         self.metrics: dict[str, int] = {"resyncs": 0, "errors": 0, "callbacks": 0, "snapshots": 0, "snapshot_failures": 0}
-        private = [c for c in self.subscription if c in ("order_info", "fills", "positions", "balances")]
-        if private and not self.bp_config.has_credentials:
-            raise ValueError(
-                f"{self.id}: private channels {sorted(private)} need credentials: set api_key and private_key "
-                "(or private_key_env / private_key_file) in the backpack config"
-            )
-
-    # --- symbols: Backpack names convert by rule -----------------------------------------------
-
-    @classmethod
-    def is_authenticated_channel(cls, channel: str) -> bool:
-        # Credentials come from BackpackConfig, checked in __init__; cryptofeed's key_id check is bypassed.
-        return False
-
-    def std_symbol_to_exchange_symbol(self, symbol: Any) -> str:
-        if isinstance(symbol, compat.Symbol):
-            symbol = symbol.normalized
-        return native_symbol(symbol)
 
     def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
         if self.symbol_map is not None and symbol in self.symbol_map:
             return self.symbol_map.to_normalized(symbol)
-        return normalize_symbol(symbol)
-
-    # --- lifecycle: cryptofeed 2.4.1 ----------------------------------------------------------
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._stop = asyncio.Event()
-        self._task = loop.create_task(self._supervised(self._stop), name=f"{self.id}.native")
-        for callbacks in self.callbacks.values():
-            for callback in callbacks:
-                if hasattr(callback, "start"):
-                    callback.start(loop, multiprocess=getattr(self.config, "backend_multiprocessing", False))
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-
-    async def shutdown(self) -> Any:
-        self.stop()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except TimeoutError:
-                self._task.cancel()
-        await self._close_resources()
-        released = []
-        for callbacks in self.callbacks.values():
-            for callback in callbacks:
-                if hasattr(callback, "stop"):
-                    if await callback.stop():
-                        released.append(callback)
-        return released
-
-    # --- lifecycle: cryptofeed 3.0.1 ----------------------------------------------------------
-
-    async def run(self, stop_event: asyncio.Event) -> None:
-        self._stop = stop_event
-        try:
-            await self._run_native(stop_event)
-        finally:
-            await self._close_resources()
+        return super().exchange_symbol_to_std_symbol(symbol)
 
     # --- the native run ------------------------------------------------------------------------
-
-    async def _supervised(self, stop: asyncio.Event) -> None:
-        try:
-            await self._run_native(stop)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            LOG.exception("%s: native feed stopped on an unexpected error", self.id)
 
     def _make_transport(self) -> Transport:
         if self._transport is None:
@@ -169,7 +81,7 @@ class BackpackFeed(compat.Feed):
             )
         return self._transport
 
-    async def _run_native(self, stop: asyncio.Event) -> None:
+    async def _run(self, stop: asyncio.Event) -> None:
         cfg = self.bp_config
         transport = self._make_transport()
         self.rest = RestClient(
@@ -360,13 +272,3 @@ class BackpackFeed(compat.Feed):
     }
 
 
-def _section_of(config: Any) -> Any:
-    """The ``backpack:`` section of whatever cryptofeed ``config`` was given, or None."""
-    if config is None:
-        return None
-    inner = getattr(config, "config", None)  # a cryptofeed Config wraps its dict
-    if isinstance(inner, dict):
-        config = inner
-    if isinstance(config, dict):
-        return config if any(str(k).lower() == "backpack" for k in config) else None
-    return config  # a path: BackpackConfig.load reads the section

@@ -12,17 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import compat
-from .config import NATIVE_ENV, BackpackConfig
+from .config import NATIVE_ENV, BackpackConfig, section_of
 
 LOG = logging.getLogger("backpack")
 
 
 def native_enabled(config: Any = None, environ: Mapping[str, str] | None = None) -> bool:
     """The flag as the feed will see it: the env variable wins over the config file."""
-    from .feed import _section_of
-
     env = os.environ if environ is None else environ
-    return BackpackConfig.load(_section_of(config), environ=env).native_enabled
+    return BackpackConfig.load(section_of(config), environ=env).native_enabled
 
 
 def feed_class(config: Any = None, environ: Mapping[str, str] | None = None) -> type:

@@ -1,0 +1,124 @@
+"""What the native and the ccxt-backed feeds share: config, symbol rules and the cryptofeed lifecycle.
+
+Both bypass cryptofeed's connection handling and run one coroutine of their own (``_run``), so the
+lifecycle hooks of cryptofeed 2.4.1 (``start``/``stop``/``shutdown``) and 3.0.1 (``run(stop_event)``)
+are adapted here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+from . import compat
+from .config import BackpackConfig, section_of
+from .protocol.symbols import native_symbol, normalize_symbol
+
+LOG = logging.getLogger("backpack.feed")
+
+VALID_CANDLE_INTERVALS = {
+    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1month",
+}  # fmt: skip
+
+_PRIVATE_SUBSCRIPTIONS = ("order_info", "fills", "positions", "balances")
+
+
+class BackpackFeedBase(compat.Feed):
+    id = "BACKPACK"
+    websocket_endpoints: list = []
+    rest_endpoints: list = []
+    valid_candle_intervals = VALID_CANDLE_INTERVALS
+
+    def __init__(
+        self, *, backpack_config: BackpackConfig | dict | None = None, rng: random.Random | None = None, **kwargs: Any
+    ) -> None:
+        self.bp_config = BackpackConfig.load(
+            backpack_config if backpack_config is not None else section_of(kwargs.get("config"))
+        )
+        if not compat.Symbols.populated(self.id):
+            # Backpack symbols normalise by rule (see protocol.symbols), so subscription building needs no
+            # market list and cryptofeed never performs its own symbol HTTP.
+            compat.Symbols.set(self.id, {}, {})
+        super().__init__(**kwargs)
+        for channel in compat.PRIVATE_CHANNELS:  # 3.0.1 has no slots for these
+            self.callbacks.setdefault(channel, [])
+        self.rng = rng or random.Random()
+        self._task: asyncio.Task | None = None
+        self._stop: asyncio.Event | None = None
+        private = [c for c in self.subscription if c in _PRIVATE_SUBSCRIPTIONS]
+        if private and not self.bp_config.has_credentials:
+            raise ValueError(
+                f"{self.id}: private channels {sorted(private)} need credentials: set api_key and private_key "
+                "(or private_key_env / private_key_file) in the backpack config"
+            )
+
+    # --- symbols -------------------------------------------------------------------------------
+
+    @classmethod
+    def is_authenticated_channel(cls, channel: str) -> bool:
+        # Credentials come from BackpackConfig, checked in __init__; cryptofeed's key_id check is bypassed.
+        return False
+
+    def std_symbol_to_exchange_symbol(self, symbol: Any) -> str:
+        if isinstance(symbol, compat.Symbol):
+            symbol = symbol.normalized
+        return native_symbol(symbol)
+
+    def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
+        return normalize_symbol(symbol)
+
+    # --- what subclasses provide ---------------------------------------------------------------
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        raise NotImplementedError
+
+    async def _close_resources(self) -> None:
+        """Release sockets and clients; called once the run has ended, however it ended."""
+
+    # --- lifecycle: cryptofeed 2.4.1 ----------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._stop = asyncio.Event()
+        self._task = loop.create_task(self._supervised(self._stop), name=f"{self.id}.{type(self).__name__}")
+        for callbacks in self.callbacks.values():
+            for callback in callbacks:
+                if hasattr(callback, "start"):
+                    callback.start(loop, multiprocess=getattr(self.config, "backend_multiprocessing", False))
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def shutdown(self) -> Any:
+        self.stop()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except TimeoutError:
+                self._task.cancel()
+        await self._close_resources()
+        released = []
+        for callbacks in self.callbacks.values():
+            for callback in callbacks:
+                if hasattr(callback, "stop") and await callback.stop():
+                    released.append(callback)
+        return released
+
+    async def _supervised(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            LOG.exception("%s: %s stopped on an unexpected error", self.id, type(self).__name__)
+
+    # --- lifecycle: cryptofeed 3.0.1 ----------------------------------------------------------
+
+    async def run(self, stop_event: asyncio.Event) -> None:
+        self._stop = stop_event
+        try:
+            await self._run(stop_event)
+        finally:
+            await self._close_resources()
