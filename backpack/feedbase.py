@@ -82,10 +82,9 @@ class BackpackFeedBase(compat.Feed):
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._stop = asyncio.Event()
         self._task = loop.create_task(self._supervised(self._stop), name=f"{self.id}.{type(self).__name__}")
-        for callbacks in self.callbacks.values():
-            for callback in callbacks:
-                if hasattr(callback, "start"):
-                    callback.start(loop, multiprocess=getattr(self.config, "backend_multiprocessing", False))
+        for callback in self._all_callbacks():
+            if hasattr(callback, "start"):
+                callback.start(loop, multiprocess=getattr(self.config, "backend_multiprocessing", False))
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -99,12 +98,7 @@ class BackpackFeedBase(compat.Feed):
             except TimeoutError:
                 self._task.cancel()
         await self._close_resources()
-        released = []
-        for callbacks in self.callbacks.values():
-            for callback in callbacks:
-                if hasattr(callback, "stop") and await callback.stop():
-                    released.append(callback)
-        return released
+        return [cb for cb in self._all_callbacks() if hasattr(cb, "stop") and await cb.stop()]
 
     async def _supervised(self, stop: asyncio.Event) -> None:
         try:
@@ -117,8 +111,32 @@ class BackpackFeedBase(compat.Feed):
     # --- lifecycle: cryptofeed 3.0.1 ----------------------------------------------------------
 
     async def run(self, stop_event: asyncio.Event) -> None:
+        """3.0.1 backends (``BackendQueue``) run writer tasks that this method owns and flushes at the end."""
         self._stop = stop_event
-        try:
-            await self._run(stop_event)
-        finally:
-            await self._close_resources()
+        async with asyncio.TaskGroup() as tg:
+            writers = []
+            for callback in self._all_callbacks():
+                if hasattr(callback, "start_writer"):
+                    task = callback.start_writer(tg, name=f"feed.{self.id}.backend.{type(callback).__name__}", owner=self)
+                    if task is not None:
+                        writers.append((callback, task))
+            try:
+                await self._run(stop_event)
+            finally:
+                await self._close_resources()
+                await self._flush_backends(writers)
+
+    def _all_callbacks(self) -> list[Any]:
+        return [cb for callbacks in self.callbacks.values() for cb in callbacks]
+
+    async def _flush_backends(self, writers: list[tuple[Any, asyncio.Task]]) -> None:
+        for callback in self._all_callbacks():
+            if hasattr(callback, "begin_shutdown"):
+                callback.begin_shutdown()
+        released = [cb for cb in self._all_callbacks() if hasattr(cb, "stop") and await cb.stop()]
+        waiting = [task for cb, task in writers if any(cb is r for r in released)]
+        if waiting:
+            _, late = await asyncio.wait(waiting, timeout=getattr(self, "shutdown_timeout", 10.0))
+            for task in late:
+                LOG.warning("%s: backend writer did not flush in time; cancelling it", self.id)
+                task.cancel()
