@@ -19,7 +19,7 @@ from .feedbase import BackpackFeedBase
 from .protocol import events as ev
 from .protocol.router import Router, is_auth_error
 from .protocol.subscriptions import streams_for
-from .protocol.symbols import SymbolMap, parse_markets
+from .protocol.symbols import SymbolCache, SymbolMap
 from .rest import RestClient
 from .session import WsSessionManager
 from .transport import Transport, TransportError, WsFrame
@@ -27,6 +27,9 @@ from .transport import Transport, TransportError, WsFrame
 LOG = logging.getLogger("backpack.feed")
 
 ProtocolCallback = Callable[[Any], Awaitable[None] | None]
+
+# Without marketType the exchange lists only SPOT and PERP; ask for every type a feed may subscribe to.
+MARKET_TYPES = ("SPOT", "PERP", "IPERP", "DATED", "PREDICTION")
 
 
 class BackpackFeed(BackpackFeedBase):
@@ -58,6 +61,7 @@ class BackpackFeed(BackpackFeedBase):
         self.protocol_callback = protocol_callback
         self.router = Router()
         self.symbol_map: SymbolMap | None = None
+        self.symbols = SymbolCache(self.bp_config.symbol_cache_ttl)
         self.session: WsSessionManager | None = None
         self.rest: RestClient | None = None
         self._books: dict[str, Any] = {}
@@ -97,27 +101,37 @@ class BackpackFeed(BackpackFeedBase):
             on_disconnect=self._on_disconnect, signer=cfg.signer(), window_ms=cfg.window_ms,
             batch_size=cfg.subscribe_batch_size, private_retries=cfg.private_subscribe_retries, rng=self.rng,
         )
+        refresher = asyncio.ensure_future(self._refresh_symbols(stop))
         try:
             await self.session.run(stop)
         finally:
+            refresher.cancel()
             for task in self._snapshot_tasks.values():
                 task.cancel()
 
     async def _load_symbols(self) -> None:
-        assert self.rest is not None
+        """Market metadata validates the subscription; names themselves convert by rule, so a failure is not fatal."""
+        assert self.rest is not None and self._transport is not None
         try:
-            payload = await self.rest.markets()
+            payload = await self.rest.markets(MARKET_TYPES)
         except (BackpackError, TransportError) as exc:
             LOG.error("%s: could not load /api/v1/markets (%s); continuing with rule-based symbol names", self.id, exc)
             return
-        markets, warnings = parse_markets(payload)
-        for warning in warnings:
+        self.symbol_map = self.symbols.update(payload, now=self._transport.now_us() / 1_000_000)
+        for warning in self.symbols.warnings:
             LOG.warning("%s: %s", self.id, warning)
-        self.symbol_map = SymbolMap.from_markets(markets)
         wanted = {s for symbols in self.subscription.values() for s in (symbols or ())}
         for native in sorted(wanted - set(self.symbol_map.natives())):
             LOG.error("%s: %s is not listed by /api/v1/markets; the exchange sends nothing for unknown symbols",
                       self.id, native)
+
+    async def _refresh_symbols(self, stop: asyncio.Event) -> None:
+        """Reload the market list every ``symbol_cache_ttl`` seconds (new listings, changed tick sizes)."""
+        assert self._transport is not None
+        while not stop.is_set():
+            await self._transport.sleep(self.symbols.ttl)
+            if self.symbols.needs_refresh(self._transport.now_us() / 1_000_000):
+                await self._load_symbols()
 
     async def _close_resources(self) -> None:
         for task in list(self._snapshot_tasks.values()):
