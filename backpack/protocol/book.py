@@ -288,9 +288,7 @@ class BookSync:
                         self._last_first = first
                         self.stats["applied"] += 1
                         return [BookUpdate(self.symbol, "delta", u, d, d.timestamp, d.receipt)]
-                    self.stats["invalid_deltas"] += 1
-                    log.warning("%s: delta %s has an invalid level; resynchronising", self.symbol, first)
-                    return self._resync("invalid_level", None, None, d.receipt, [])
+                    return self._invalid_level(d)
                 return self._synced_slow(d)
             if self.state == BUFFERING:
                 return self._buffering_delta(d)
@@ -298,6 +296,60 @@ class BookSync:
         except Exception:  # a bug must not take the feed down: start over cleanly
             log.exception("%s: internal error on delta; resetting the book", self.symbol)
             return self._internal_error(getattr(d, "receipt", 0))
+
+    def on_decoded_delta(self, d: DepthDelta) -> list[Output]:
+        """``on_delta`` for a delta built by ``Decoder`` for this symbol (the Router's hot path).
+
+        The decoder only emits int ids and finite Decimals, so the synced, in-sequence case (nearly
+        every delta) skips the finiteness checks and the extra calls; sizes are still sign-checked,
+        because ``"-1"`` is valid decimal text. Everything else goes through ``on_delta``. Any other
+        input still never raises: an unexpected type ends in the same ``internal_error`` reset.
+        """
+        try:
+            if self.state == SYNCED and d.symbol == self.symbol:
+                first = d.first_update_id
+                u = d.last_update_id
+                if first == self.last_update_id + 1 and u >= first:  # type: ignore[operator]
+                    book = self.book
+                    side = book._bids
+                    keys = book._bid_keys
+                    for p, s in d.bids:
+                        if s > _ZERO:
+                            if p not in side:
+                                insort(keys, p)
+                            side[p] = s
+                        elif s == _ZERO:
+                            if p in side:
+                                del side[p]
+                                del keys[bisect_left(keys, p)]
+                        else:
+                            return self._invalid_level(d)
+                    side = book._asks
+                    keys = book._ask_keys
+                    for p, s in d.asks:
+                        if s > _ZERO:
+                            if p not in side:
+                                insort(keys, p)
+                            side[p] = s
+                        elif s == _ZERO:
+                            if p in side:
+                                del side[p]
+                                del keys[bisect_left(keys, p)]
+                        else:
+                            return self._invalid_level(d)
+                    self.last_update_id = u
+                    self._last_first = first
+                    self.stats["applied"] += 1
+                    return [BookUpdate(self.symbol, "delta", u, d, d.timestamp, d.receipt)]
+        except Exception:
+            log.exception("%s: internal error on delta; resetting the book", self.symbol)
+            return self._internal_error(getattr(d, "receipt", 0))
+        return self.on_delta(d)
+
+    def _invalid_level(self, d: DepthDelta) -> list[Output]:
+        self.stats["invalid_deltas"] += 1
+        log.warning("%s: delta %s has an invalid level; resynchronising", self.symbol, d.first_update_id)
+        return self._resync("invalid_level", None, None, d.receipt, [])
 
     @staticmethod
     def _delta_ok(d: DepthDelta) -> bool:

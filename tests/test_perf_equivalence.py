@@ -1,0 +1,343 @@
+"""The Router's fast paths change nothing observable.
+
+``Router.receive_frame`` short-cuts the generic pipeline (``Decoder.decode`` -> route each event ->
+``BookManager.on_delta`` / trade de-duplication) for the frames that dominate a live feed. These tests
+drive the optimised Router and a reference built only from the generic public pieces with the same
+inputs, and require identical outputs (compared by ``repr``, so even a Decimal's exponent must agree),
+identical books and identical counters.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backpack.protocol import router as router_module
+from backpack.protocol.book import SYNCED, BookManager, BookSync
+from backpack.protocol.events import DepthDelta, ErrorEvent, OrderUpdate, Trade
+from backpack.protocol.messages import Decoder
+from backpack.protocol.router import Router, is_auth_error
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SYMBOLS = ("SOL_USDC", "BTC_USDC")
+
+
+class ReferenceRouter:
+    """The pre-optimisation pipeline, from public parts only: decode, then route event by event.
+
+    De-duplication remembers every id (unbounded): the tests keep streams far shorter than the Router's
+    window, where a bounded memory must agree with it.
+    """
+
+    def __init__(self) -> None:
+        self.decoder = Decoder()
+        self.books = BookManager()
+        self.seen_trades: set[tuple[str, str]] = set()
+        self.seen_fills: set[str] = set()
+        self.stats = {"duplicate_trades": 0, "duplicate_fills": 0, "auth_errors": 0}
+
+    def receive_frame(self, data: str, receipt: int = 0) -> list[Any]:
+        out: list[Any] = []
+        for event in self.decoder.decode(data, receipt):
+            cls = type(event)
+            if cls is DepthDelta:
+                out.extend(self.books.on_delta(event))
+            elif cls is Trade:
+                key = (event.symbol, event.id)
+                if key in self.seen_trades:
+                    self.stats["duplicate_trades"] += 1
+                else:
+                    self.seen_trades.add(key)
+                    out.append(event)
+            elif cls is OrderUpdate and event.event == "orderFill" and event.trade_id is not None:
+                key = f"{event.symbol}:{event.trade_id}:{event.order_id}"
+                if key in self.seen_fills:
+                    self.stats["duplicate_fills"] += 1
+                else:
+                    self.seen_fills.add(key)
+                    out.append(event)
+            else:
+                if cls is ErrorEvent and is_auth_error(event):
+                    self.stats["auth_errors"] += 1
+                out.append(event)
+        return out
+
+    def receive_snapshot(self, symbol: str, body: Any, receipt: int = 0) -> list[Any]:
+        from backpack.protocol.messages import decode_depth_snapshot
+
+        snap = decode_depth_snapshot(symbol, body, receipt)
+        if isinstance(snap, ErrorEvent):
+            return [snap, *self.books.get(symbol).on_snapshot_failed()]
+        return self.books.on_snapshot(snap)
+
+    def connection_lost(self) -> list[Any]:
+        return self.books.reset(None, reason="reconnect")
+
+
+# --- frames ------------------------------------------------------------------------------------
+
+PRICES = st.sampled_from(["100", "100.0", "100.5", "101", "99.75", "102.25", "98", "0.5", "103"])
+GOOD_SIZES = st.sampled_from(["0", "0.0", "1", "2.50", "3.125", "10", "0.001"])
+BAD_VALUES = st.sampled_from(
+    ["-1", "NaN", "Infinity", "1e3", " 1", "1_0", "", "abc", "-0", "1.2.3", "-", "+1", 5, 1.5, None, True]
+)
+SIZES = st.one_of(GOOD_SIZES, GOOD_SIZES, GOOD_SIZES, BAD_VALUES)
+LEVEL = st.one_of(
+    st.tuples(PRICES, SIZES).map(list),
+    st.tuples(PRICES, SIZES).map(list),
+    st.tuples(st.one_of(PRICES, BAD_VALUES), SIZES).map(list),
+    st.sampled_from(["12", {"1": "2", "3": "4"}, ["1"], ["1", "2", "3"], None]),
+)
+IDS = st.one_of(st.integers(0, 40), st.integers(0, 40), st.integers(0, 40).map(str), BAD_VALUES)
+
+
+@st.composite
+def depth_frame(draw: st.DrawFn, state: dict[str, int]) -> str:
+    symbol = draw(st.sampled_from(SYMBOLS))
+    roll = draw(st.integers(0, 9))
+    nxt = state.get(symbol, 10) + 1
+    if roll < 6:  # in sequence (the common case)
+        first = nxt
+        last = nxt + draw(st.sampled_from([0, 0, 0, 1, 2]))
+        state[symbol] = last
+    elif roll < 8:  # gap, duplicate or step back
+        first = nxt + draw(st.integers(-4, 4))
+        last = first + draw(st.integers(-1, 2))
+    else:  # ids of any shape
+        first, last = draw(IDS), draw(IDS)
+    data: dict[str, Any] = {
+        "e": "depth", "E": 1_700_000_000_000_000, "s": symbol, "U": first, "u": last,
+        "T": draw(st.sampled_from([1_700_000_000_000_001, "1700000000000002", 1.5])),
+        "b": draw(st.lists(LEVEL, max_size=3)), "a": draw(st.lists(LEVEL, max_size=3)),
+    }  # fmt: skip
+    if draw(st.integers(0, 19)) == 0:
+        del data[draw(st.sampled_from(sorted(data)))]
+    stream_symbol = symbol if draw(st.integers(0, 9)) else draw(st.sampled_from(SYMBOLS))
+    stream = draw(st.sampled_from([f"depth.{stream_symbol}", f"depth.200ms.{stream_symbol}"]))
+    return json.dumps({"stream": stream, "data": data})
+
+
+@st.composite
+def trade_frame(draw: st.DrawFn) -> str:
+    symbol = draw(st.sampled_from(SYMBOLS))
+    data: dict[str, Any] = {
+        "e": "trade", "E": 1_700_000_000_000_000, "s": symbol, "p": draw(PRICES), "q": draw(SIZES),
+        "b": "111", "a": "222", "t": draw(st.one_of(st.integers(1, 30), st.integers(1, 30).map(str), BAD_VALUES)),
+        "T": 1_700_000_000_000_001, "m": draw(st.booleans()),
+    }  # fmt: skip
+    return json.dumps({"stream": f"trade.{symbol}", "data": data})
+
+
+@st.composite
+def fill_frame(draw: st.DrawFn) -> str:
+    data = {
+        "e": "orderFill", "E": 1_700_000_000_000_000, "s": draw(st.sampled_from(SYMBOLS)), "i": "77",
+        "S": "Bid", "t": draw(st.one_of(st.integers(1, 5), st.none())), "T": 1_700_000_000_000_001,
+    }  # fmt: skip
+    return json.dumps({"stream": "account.orderUpdate", "data": data})
+
+
+OTHER_FRAMES = st.sampled_from(
+    [
+        "not json",
+        "[]",
+        '{"result": null, "id": 1}',
+        '{"error": {"code": 4006, "message": "Invalid signature"}, "id": null}',
+        '{"stream": "what.ever", "data": {}}',
+        '{"stream": "depth.SOL_USDC"}',
+        json.dumps(
+            {
+                "stream": "bookTicker.SOL_USDC",
+                "data": {
+                    "e": "bookTicker",
+                    "E": 1,
+                    "s": "SOL_USDC",
+                    "a": "101",
+                    "A": "1",
+                    "b": "100",
+                    "B": "2",
+                    "u": 5,
+                    "T": 1,
+                },
+            }
+        ),  # fmt: skip
+    ]
+)
+
+
+def snapshot_body(draw: st.DrawFn, state: dict[str, int], symbol: str) -> str:
+    last = state.get(symbol, 10) + draw(st.integers(-3, 1))
+    level = st.tuples(PRICES, GOOD_SIZES).map(list)
+    return json.dumps(
+        {
+            "lastUpdateId": str(last),
+            "bids": draw(st.lists(level, max_size=4)),
+            "asks": draw(st.lists(level, max_size=4)),
+            "timestamp": 1_700_000_000_000_000,
+        }  # fmt: skip
+    )
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> list[tuple[str, Any]]:
+    state: dict[str, int] = {}
+    steps: list[tuple[str, Any]] = []
+    for _ in range(draw(st.integers(1, 60))):
+        roll = draw(st.integers(0, 19))
+        if roll < 11:
+            steps.append(("frame", draw(depth_frame(state))))
+        elif roll < 14:
+            steps.append(("frame", draw(trade_frame())))
+        elif roll < 15:
+            steps.append(("frame", draw(fill_frame())))
+        elif roll < 16:
+            steps.append(("frame", draw(OTHER_FRAMES)))
+        elif roll < 19:
+            symbol = draw(st.sampled_from(SYMBOLS))
+            steps.append(("snapshot", (symbol, snapshot_body(draw, state, symbol))))
+        else:
+            steps.append(("lost", None))
+    return steps
+
+
+def books_of(books: BookManager) -> dict[str, Any]:
+    return {
+        s: (
+            books.get(s).state,
+            books.get(s).last_update_id,
+            repr(books.get(s).book.top()),
+            books.get(s).stats,
+        )
+        for s in books
+    }
+
+
+def run_both(steps: list[tuple[str, Any]]) -> None:
+    fast, ref = Router(), ReferenceRouter()
+    for receipt, (kind, arg) in enumerate(steps):
+        if kind == "frame":
+            got, want = fast.receive_frame(arg, receipt), ref.receive_frame(arg, receipt)
+        elif kind == "snapshot":
+            got, want = fast.receive_snapshot(*arg, receipt), ref.receive_snapshot(*arg, receipt)
+        else:
+            got, want = fast.connection_lost(), ref.connection_lost()
+        assert repr(got) == repr(want), (kind, arg)
+        assert got == want
+    assert books_of(fast.books) == books_of(ref.books)
+    assert fast.decoder.stats == ref.decoder.stats
+    assert fast.stats == ref.stats
+
+
+@SETTINGS
+@given(scripts())
+def test_router_matches_the_generic_pipeline(steps: list[tuple[str, Any]]) -> None:
+    """For any script of frames, snapshots and reconnects, the Router emits exactly what decoding then
+    routing event by event emits, and ends with the same books and counters."""
+    run_both(steps)
+
+
+def _depth(seq: int, bids: list[list[str]], asks: list[list[str]], symbol: str = "SOL_USDC") -> str:
+    data = {"e": "depth", "E": 5, "s": symbol, "U": seq, "u": seq, "T": 6, "b": bids, "a": asks}
+    return json.dumps({"stream": f"depth.{symbol}", "data": data})
+
+
+def _synced_router() -> Router:
+    r = Router()
+    r.receive_frame(_depth(10, [], []))
+    body = json.dumps({"lastUpdateId": "10", "bids": [["99", "1"], ["100", "2"]], "asks": [["101", "3"]]})
+    r.receive_snapshot("SOL_USDC", body)
+    assert r.books.get("SOL_USDC").state == SYNCED
+    return r
+
+
+def test_synced_fast_path_applies_updates_inserts_and_deletes() -> None:
+    r = _synced_router()
+    [upd] = r.receive_frame(_depth(11, [["100", "0"], ["99.5", "4"]], [["101", "3.5"]]), receipt=7)
+    assert (upd.kind, upd.sequence, upd.timestamp, upd.receipt) == ("delta", 11, 6, 7)
+    assert upd.delta.bids == [(Decimal("100"), Decimal("0")), (Decimal("99.5"), Decimal("4"))]
+    bids, asks = r.books.get("SOL_USDC").book.top()
+    assert bids == [(Decimal("99.5"), Decimal("4")), (Decimal("99"), Decimal("1"))]
+    assert asks == [(Decimal("101"), Decimal("3.5"))]
+    assert r.books.get("SOL_USDC").stats["applied"] == 1
+
+
+def test_synced_fast_path_still_refuses_a_negative_size() -> None:
+    """The decoder passes "-1" (plain decimal text); the book, not the decoder, refuses it."""
+    r = _synced_router()
+    out = r.receive_frame(_depth(11, [["98", "1"]], [["102", "-1"]]))
+    assert [type(o).__name__ for o in out] == ["ResyncNeeded", "FetchSnapshot"]
+    assert out[0].reason == "invalid_level"
+    sync = r.books.get("SOL_USDC")
+    assert sync.state == "buffering" and len(sync.book) == 0
+
+
+def test_on_decoded_delta_never_raises_on_foreign_input() -> None:
+    """Callers other than the decoder can hand anything to the trusted entry point; it must not raise."""
+    for bad in ([("x", "y")], [(Decimal(1), "2")], [None], "ab", [(Decimal(1), Decimal("NaN"))]):
+        sync = BookSync("S")
+        sync.on_delta(DepthDelta("S", 1, 1, [], [], 0, 0))
+        from backpack.protocol.events import DepthSnapshot
+
+        sync.on_snapshot(DepthSnapshot("S", 1, [], [], 0))
+        assert sync.state == SYNCED
+        out = sync.on_decoded_delta(DepthDelta("S", 2, 2, bad, [], 0, 0))  # type: ignore[arg-type]
+        assert all(type(o).__name__ in ("ResyncNeeded", "FetchSnapshot") for o in out), (bad, out)
+        assert sync.state != SYNCED or sync.last_update_id == 2
+
+
+def _trade(tid: int | str, symbol: str = "SOL_USDC") -> str:
+    data = {
+        "e": "trade",
+        "E": 1,
+        "s": symbol,
+        "p": "1",
+        "q": "1",
+        "b": "x",
+        "a": "y",
+        "t": tid,
+        "T": 1,
+        "m": True,
+    }
+    return json.dumps({"stream": f"trade.{symbol}", "data": data})
+
+
+def test_replayed_trades_after_a_reconnect_are_dropped() -> None:
+    r = Router(dedup_window=64)
+    delivered = [e.id for t in range(1, 201) for e in r.receive_frame(_trade(t))]
+    r.connection_lost()
+    replay = [e.id for t in range(150, 221) for e in r.receive_frame(_trade(t))]
+    assert delivered == [str(t) for t in range(1, 201)]
+    assert replay == [str(t) for t in range(201, 221)]
+    assert r.stats["duplicate_trades"] == 51
+
+
+def test_every_id_within_the_window_is_remembered_and_memory_is_bounded() -> None:
+    """Whatever the order of ids, a repeat of any of the last ``window`` new ids is dropped, an id never
+    seen is delivered, and the memory never holds more than twice the window."""
+    window = 16
+    seen = router_module._SeenIds(window)
+    accepted: list[str] = []
+    ever: set[str] = set()
+    for i in range(2000):
+        key = str((i * 7919) % 263 + (i // 400) * 1000)  # wanders back and forth, drifts upwards
+        new = seen.add(key)
+        if key in accepted[-window:]:
+            assert new is False, (i, key)
+        if key not in ever:
+            assert new is True, (i, key)
+        if new:
+            accepted.append(key)
+        ever.add(key)
+        assert len(seen) <= 2 * window
+
+
+def test_out_of_order_new_trade_is_still_delivered() -> None:
+    r = Router()
+    assert [e.id for e in r.receive_frame(_trade(10))] == ["10"]
+    assert [e.id for e in r.receive_frame(_trade(5))] == ["5"]
+    assert r.receive_frame(_trade(10)) == [] and r.receive_frame(_trade(5)) == []
+    assert [e.id for e in r.receive_frame(_trade(10, "BTC_USDC"))] == ["10"]  # ids are per symbol
