@@ -74,10 +74,14 @@ async def drive(server: BackpackServer, steps: int, chunk: int = 25, pause: floa
         await asyncio.sleep(pause)
 
 
-async def settle(predicate: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+async def until(predicate: Any, what: str = "the condition", timeout: float = 10.0) -> None:
+    """Wait for a condition (a deadline for a hung test, not a timing assertion)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def sent_payloads(server: BackpackServer, prefix: str) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +25,8 @@ from backpack.ccxt_feed import BackpackCcxtFeed, _BookMirror, candle_start, ccxt
 from backpack.config import NATIVE_ENV, PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig
 from backpack.feed import BackpackFeed
 from harness.pytest_fixtures import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET, running_server
+
+from .feed_helpers import until
 
 TOP_N = 10
 
@@ -51,14 +53,6 @@ async def running(feed: Any) -> AsyncIterator[None]:
             await feed.shutdown()
 
 
-async def until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait for a condition (a deadline for a hung test, not a timing assertion)."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def sent(server: Any, stream: str) -> list[dict[str, Any]]:

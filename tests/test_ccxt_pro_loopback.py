@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +17,8 @@ import ccxt.pro as ccxtpro
 import pytest
 
 from harness.pytest_fixtures import running_server
+
+from .feed_helpers import until
 
 NATIVE = "BTC_USDC"
 TOP_N = 10
@@ -33,14 +34,6 @@ def _ccxt_at(rest_url: str, ws_url: str) -> Any:
     return ex
 
 
-async def _until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait for a condition (a deadline for a hung test, not a timing assertion)."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def _dec(x: float) -> Decimal:
@@ -94,13 +87,13 @@ async def test_ccxt_pro_reads_trades_and_synchronised_book(ints_as_strings: bool
             while deltas < 15:
                 deltas += sum(1 for em in server.step() if em.stream == f"depth.{NATIVE}")
             await server.flush()
-            await _until(lambda: ex.orderbooks[symbol]["nonce"] is not None, "ccxt's snapshot")
+            await until(lambda: ex.orderbooks[symbol]["nonce"] is not None, "ccxt's snapshot")
 
             for checkpoint in range(4):
                 server.step(40)
                 await server.flush()
                 seq = server.market.sequence(NATIVE)
-                await _until(lambda seq=seq: bool(books) and books[-1]["nonce"] == seq, f"book at u={seq}")
+                await until(lambda seq=seq: bool(books) and books[-1]["nonce"] == seq, f"book at u={seq}")
                 book = books[-1]
                 truth = server.book(NATIVE)
                 got_bids = [(_dec(p), _dec(q)) for p, q in book["bids"][:TOP_N]]
@@ -115,7 +108,7 @@ async def test_ccxt_pro_reads_trades_and_synchronised_book(ints_as_strings: bool
 
             sent = _sent(server, f"trade.{NATIVE}")
             assert len(sent) >= 20, "the scenario should produce a meaningful number of trades"
-            await _until(lambda: len(trades) >= len(sent), f"{len(sent)} trades")
+            await until(lambda: len(trades) >= len(sent), f"{len(sent)} trades")
             got = sorted(
                 (
                     (int(t["id"]), _dec(t["price"]), _dec(t["amount"]), t["side"], t["timestamp"])

@@ -11,7 +11,7 @@ from cryptofeed.backends.socket import TradeSocket
 from backpack import compat
 from harness.pytest_fixtures import running_server
 
-from .feed_helpers import backpack_section, drive, running_handler, settle
+from .feed_helpers import backpack_section, drive, running_handler, until
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ async def test_trades_reach_a_cryptofeed_socket_backend() -> None:
             ):
                 await server.wait_subscribed("trade.SOL_USDC")
                 await drive(server, 300)
-                await settle(lambda: len(sink.messages) >= 5)
+                await until(lambda: len(sink.messages) >= 5)
         decoded = [json.loads(m) for m in sink.messages]
         data = [d.get("data", d) for d in decoded]
         assert all(d["symbol"] == "SOL-USDC" and d["exchange"] == "BACKPACK" for d in data)

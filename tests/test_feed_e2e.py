@@ -18,7 +18,7 @@ from .feed_helpers import (
     drive,
     running_handler,
     sent_payloads,
-    settle,
+    until,
 )
 
 SYMBOLS = ["SOL-USDC", "BTC-USDC-PERP", "kSHIB-USDC-PERP", "AAPL.US-USDC-PERP"]
@@ -44,7 +44,7 @@ async def test_every_channel_end_to_end_and_book_matches_server() -> None:
             await server.wait_subscribed("depth.SOL_USDC")
             await server.wait_subscribed("account.orderUpdate.SOL_USDC")
             await drive(server, 1500)
-            await settle(lambda: all(
+            await until(lambda: all(
                 collector.book_sequences.get(s) == server.market.sequence(NATIVE[s]) for s in SYMBOLS
             ))
 
@@ -87,7 +87,7 @@ async def test_public_only_feed_needs_no_credentials() -> None:
         ):
             await server.wait_subscribed("depth.SOL_USDC")
             await drive(server, 300)
-            await settle(lambda: collector.book_sequences.get("SOL-USDC") == server.market.sequence("SOL_USDC"))
+            await until(lambda: collector.book_sequences.get("SOL-USDC") == server.market.sequence("SOL_USDC"))
             assert collector.books["SOL-USDC"] == book_of(server, "SOL_USDC")
 
 

@@ -9,7 +9,7 @@ import pytest
 from backpack import compat
 from harness.pytest_fixtures import running_server
 
-from .feed_helpers import Collector, backpack_section, drive, running_handler, settle
+from .feed_helpers import Collector, backpack_section, drive, running_handler, until
 
 pytestmark = pytest.mark.e2e
 
@@ -32,10 +32,13 @@ def assert_trades_once(collector: Collector) -> None:
     assert len(ids) == len(set(ids)), "a trade was delivered twice"
 
 
-async def run_with_fault(inject, *, private: bool = False, channels=CHANNELS, steps_before=200, steps_after=300,
-                         extra: dict | None = None, check_book: bool = True):
+async def run_with_fault(inject, *, arm=None, private: bool = False, channels=CHANNELS, steps_before=200,
+                         steps_after=300, extra: dict | None = None, check_book: bool = True):
+    """Run the feed on a stepped server, ``arm`` faults before it connects, ``inject`` once the book is synced."""
     collector = Collector()
     async with running_server(seed=11, rate=0, ping_interval=0.2, pong_timeout=1.0) as server:
+        if arm is not None:
+            arm(server)
         section = backpack_section(server, private=private, **(extra or {}))
         async with running_handler(
             symbols=[SYM], channels=channels, callbacks=collector.callbacks(channels),
@@ -44,11 +47,11 @@ async def run_with_fault(inject, *, private: bool = False, channels=CHANNELS, st
             feed = fh.feeds[0]
             await server.wait_subscribed(f"depth.{NAT}")
             await drive(server, steps_before)
-            await settle(lambda: in_step(collector, server))
+            await until(lambda: in_step(collector, server))
             await inject(server, feed)
             await drive(server, steps_after)
             if check_book:
-                await settle(lambda: in_step(collector, server), timeout=15)
+                await until(lambda: in_step(collector, server), timeout=15)
                 assert collector.books[SYM] == server_book(server)
             return collector, feed, server
 
@@ -56,7 +59,7 @@ async def run_with_fault(inject, *, private: bool = False, channels=CHANNELS, st
 async def test_socket_killed_mid_stream_reconnects_resubscribes_and_resyncs() -> None:
     async def inject(server, feed):
         server.faults.close_socket(abrupt=True)
-        await settle(lambda: feed.session.stats.reconnects >= 1 and feed.session.session is not None)
+        await until(lambda: feed.session.stats.reconnects >= 1 and feed.session.session is not None)
         await server.wait_subscribed(f"depth.{NAT}", connection_id=max(server.connections))
 
     collector, feed, server = await run_with_fault(inject)
@@ -69,7 +72,7 @@ async def test_missing_pong_and_silent_server_trip_the_watchdog() -> None:
     async def inject(server, feed):
         server.faults.stop_pongs()
         server.faults.stop_pings()
-        await settle(lambda: feed.session.stats.reconnects >= 1, timeout=10)
+        await until(lambda: feed.session.stats.reconnects >= 1, timeout=10)
         server.faults.resume_pongs()
         server.faults.resume_pings()
         await server.wait_subscribed(f"depth.{NAT}", connection_id=max(server.connections))
@@ -109,24 +112,16 @@ async def test_snapshot_5xx_is_retried() -> None:
 
 async def test_rejected_signature_reports_and_keeps_public_channels(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="backpack")
-    channels = CHANNELS + [compat.ORDER_INFO]
-    collector = Collector()
-    async with running_server(seed=5, rate=0, ping_interval=0.2, pong_timeout=1.0) as server:
-        server.faults.reject_private(count=None)
-        section = backpack_section(server, private=True)
-        async with running_handler(
-            symbols=[SYM], channels=channels, callbacks=collector.callbacks(channels),
-            handler_config={"log": {"disabled": True}, "backpack": section},
-        ) as fh:
-            feed = fh.feeds[0]
-            await server.wait_subscribed(f"depth.{NAT}")
-            await settle(lambda: feed.session.stats.private_stopped, timeout=20)
-            await drive(server, 300)
-            await settle(lambda: in_step(collector, server))
-            assert collector.books[SYM] == server_book(server)
-            assert feed.session.stats.private_rejections == feed.bp_config.private_subscribe_retries + 1
+
+    async def inject(server, feed):
+        await until(lambda: feed.session.stats.private_stopped, "private channels to stop", timeout=20)
+
+    collector, feed, server = await run_with_fault(
+        inject, arm=lambda server: server.faults.reject_private(count=None), private=True,
+        channels=CHANNELS + [compat.ORDER_INFO],
+    )
+    assert feed.session.stats.private_rejections == feed.bp_config.private_subscribe_retries + 1
     assert not collector.items[compat.ORDER_INFO]
     assert_trades_once(collector)
-    text = caplog.text
-    assert "private channels stopped, public channels keep running" in text
-    assert section["private_key"] not in text
+    assert "private channels stopped, public channels keep running" in caplog.text
+    assert feed.bp_config.secret_seed() not in caplog.text

@@ -7,7 +7,7 @@ import pytest
 from backpack import compat
 from harness.pytest_fixtures import running_server
 
-from .feed_helpers import Collector, backpack_section, drive, running_handler, settle
+from .feed_helpers import Collector, backpack_section, drive, running_handler, until
 from .test_proxy import TinyProxy
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,7 @@ async def test_feed_routes_rest_and_ws_through_the_configured_proxy() -> None:
             ):
                 await server.wait_subscribed("depth.SOL_USDC")
                 await drive(server, 200)
-                await settle(lambda: collector.book_sequences.get("SOL-USDC") == server.market.sequence("SOL_USDC"))
+                await until(lambda: collector.book_sequences.get("SOL-USDC") == server.market.sequence("SOL_USDC"))
                 book = server.book("SOL_USDC")
                 assert collector.books["SOL-USDC"] == {"bids": dict(book["bids"]), "asks": dict(book["asks"])}
             target = f"127.0.0.1:{server.port}"

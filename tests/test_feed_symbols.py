@@ -9,7 +9,7 @@ import pytest
 from backpack import compat
 from harness.pytest_fixtures import running_server
 
-from .feed_helpers import Collector, backpack_section, drive, running_handler, settle
+from .feed_helpers import Collector, backpack_section, drive, running_handler, until
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ async def test_unknown_symbol_is_reported_and_the_rest_keeps_running(caplog) -> 
             feed = fh.feeds[0]
             await server.wait_subscribed("depth.SOL_USDC")
             await drive(server, 100)
-            await settle(lambda: collector.book_sequences.get("SOL-USDC") == server.market.sequence("SOL_USDC"))
+            await until(lambda: collector.book_sequences.get("SOL-USDC") == server.market.sequence("SOL_USDC"))
             assert feed.symbol_map is not None and "SOL_USDC" in feed.symbol_map
     assert "NOPE_USDC is not listed by /api/v1/markets" in caplog.text
     markets_calls = [p for _, p, _ in server.rest_log if p.startswith("/api/v1/markets")]
@@ -39,4 +39,4 @@ async def test_market_list_is_refreshed_after_the_ttl() -> None:
             symbols=["SOL-USDC"], channels=[compat.TRADES], callbacks={},
             handler_config={"log": {"disabled": True}, "backpack": section},
         ):
-            await settle(lambda: sum(p.startswith("/api/v1/markets") for _, p, _ in server.rest_log) >= 3, timeout=10)
+            await until(lambda: sum(p.startswith("/api/v1/markets") for _, p, _ in server.rest_log) >= 3, timeout=10)

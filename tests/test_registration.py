@@ -14,7 +14,7 @@ from backpack import compat
 from backpack.feed import BackpackFeed
 from harness.pytest_fixtures import running_server
 
-from .feed_helpers import Collector, drive, settle
+from .feed_helpers import Collector, drive, until
 
 
 def test_import_registers_backpack() -> None:
@@ -42,7 +42,7 @@ async def test_yaml_backpack_section_configures_the_feed(tmp_path) -> None:
         try:
             await server.wait_subscribed("depth.SOL_USDC")
             await drive(server, 100)
-            await settle(lambda: collector.book_sequences.get("SOL-USDC") == server.market.sequence("SOL_USDC"))
+            await until(lambda: collector.book_sequences.get("SOL-USDC") == server.market.sequence("SOL_USDC"))
         finally:
             await compat.stop_handler(fh, token)
         assert any(path.startswith("/api/v1/depth") and "limit=500" in path for _, path, _ in server.rest_log)
