@@ -290,6 +290,22 @@ class _Position:
     fees: Decimal = Decimal(0)
 
 
+def _depth_data(
+    st: _Symbol, bids: dict[int, int], asks: dict[int, int], first: int, last: int, t: int, e: int
+) -> dict[str, Any]:
+    """A depth payload in wire form: changed levels ascending, sizes absolute."""
+    return {
+        "e": "depth",
+        "E": e,
+        "s": st.spec.symbol,
+        "a": [[st.wire_price(p), st.wire_size(asks[p])] for p in sorted(asks)],
+        "b": [[st.wire_price(p), st.wire_size(bids[p])] for p in sorted(bids)],
+        "U": first,
+        "u": last,
+        "T": t,
+    }
+
+
 class MarketGenerator:
     """Drive with ``step()``; read REST views and the exact book at any moment."""
 
@@ -670,17 +686,7 @@ class MarketGenerator:
         st.seq += n
         t, e = self._times(st)
         sym = st.spec.symbol
-        data = {
-            "e": "depth",
-            "E": e,
-            "s": sym,
-            "a": [[st.wire_price(p), st.wire_size(asks[p])] for p in sorted(asks)],
-            "b": [[st.wire_price(p), st.wire_size(bids[p])] for p in sorted(bids)],
-            "U": first,
-            "u": st.seq,
-            "T": t,
-        }
-        out.append(Emission(f"depth.{sym}", data))
+        out.append(Emission(f"depth.{sym}", _depth_data(st, bids, asks, first, st.seq, t, e)))
         for agg in st.aggregates.values():
             if agg.first is None:
                 agg.first = first
@@ -711,19 +717,9 @@ class MarketGenerator:
         agg = st.aggregates[window]
         if agg.first is None:
             return
-        t, e = self._times(st)
-        sym = st.spec.symbol
-        data = {
-            "e": "depth",
-            "E": e,
-            "s": sym,
-            "a": [[st.wire_price(p), st.wire_size(agg.asks[p])] for p in sorted(agg.asks)],
-            "b": [[st.wire_price(p), st.wire_size(agg.bids[p])] for p in sorted(agg.bids)],
-            "U": agg.first,
-            "u": agg.last,
-            "T": agg.t,
-        }
-        out.append(Emission(f"depth.{window}.{sym}", data))
+        _, e = self._times(st)
+        data = _depth_data(st, agg.bids, agg.asks, agg.first, agg.last, agg.t, e)
+        out.append(Emission(f"depth.{window}.{st.spec.symbol}", data))
         st.aggregates[window] = _Aggregate()
 
     def _public_trade(self, st: _Symbol) -> tuple[dict[int, int], dict[int, int], Emission | None]:
