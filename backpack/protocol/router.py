@@ -103,6 +103,14 @@ class Router:
                 return sync.on_decoded_delta(event)
             return self.books.on_delta(event)
         if cls is Trade:
+            # _SeenIds.add inlined for the common case: a known symbol, a new id, room in the set.
+            seen = self._trades.get(event.symbol)
+            if seen is not None:
+                key = event.id
+                new = seen._new
+                if key not in new and key not in seen._old and len(new) < seen._size:
+                    new.add(key)
+                    return [event]
             return self._trade(event)
         return self._route([event])
 
