@@ -341,3 +341,33 @@ def test_out_of_order_new_trade_is_still_delivered() -> None:
     assert [e.id for e in r.receive_frame(_trade(5))] == ["5"]
     assert r.receive_frame(_trade(10)) == [] and r.receive_frame(_trade(5)) == []
     assert [e.id for e in r.receive_frame(_trade(10, "BTC_USDC"))] == ["10"]  # ids are per symbol
+
+
+def test_hot_path_constructors_set_every_field() -> None:
+    """The hot paths build DepthDelta, Trade and BookUpdate with object.__new__ and explicit attribute
+    stores (messages._fast_depth and _fast_trade, BookSync.on_decoded_delta). If events.py changes one
+    of these classes, this fails, so those places get updated instead of emitting objects with a field
+    left unset."""
+    import dataclasses
+
+    from backpack.protocol.events import BookUpdate
+
+    assert [f.name for f in dataclasses.fields(DepthDelta)] == [
+        "symbol", "first_update_id", "last_update_id", "bids", "asks", "timestamp", "event_time", "receipt",
+    ]  # fmt: skip
+    assert [f.name for f in dataclasses.fields(BookUpdate)] == [
+        "symbol", "kind", "sequence", "delta", "timestamp", "receipt",
+    ]  # fmt: skip
+    assert [f.name for f in dataclasses.fields(Trade)] == [
+        "symbol", "id", "side", "price", "amount", "timestamp", "event_time", "buyer_order_id",
+        "seller_order_id", "receipt",
+    ]  # fmt: skip
+    for cls in (DepthDelta, BookUpdate, Trade):
+        assert not hasattr(cls, "__post_init__")  # bypassing __init__ would skip it
+    r = _synced_router()
+    [upd] = r.receive_frame(_depth(11, [["98", "1"]], []), receipt=3)
+    want_delta = DepthDelta("SOL_USDC", 11, 11, [(Decimal("98"), Decimal("1"))], [], 6, 5, 3)
+    assert upd == BookUpdate("SOL_USDC", "delta", 11, want_delta, 6, 3)
+    assert repr(upd) == repr(BookUpdate("SOL_USDC", "delta", 11, want_delta, 6, 3))
+    [trade] = r.receive_frame(_trade(7), receipt=4)
+    assert repr(trade) == repr(Trade("SOL_USDC", "7", "sell", Decimal("1"), Decimal("1"), 1, 1, "x", "y", 4))

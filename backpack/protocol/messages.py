@@ -49,6 +49,7 @@ __all__ = ["Decoder", "decode_depth_snapshot", "decode_rest_klines", "decode_res
 
 _loads = orjson.loads
 _D = Decimal
+_new = object.__new__
 # Characters of a plain decimal the fast path trusts; anything else (exponents, NaN, Infinity,
 # whitespace, "N/A") goes to the careful path.
 _NUM = "0123456789.-"
@@ -147,7 +148,18 @@ def _fast_depth(d: Any, receipt: int) -> DepthDelta:
         if p is None:
             p = _price(price)
         asks.append((p, _D(size)))
-    return DepthDelta(s, first, last, bids, asks, ts, et, receipt)
+    # DepthDelta(s, first, last, bids, asks, ts, et, receipt) without the Python __init__ frame (one
+    # per depth frame); tests/test_perf_equivalence.py fails if DepthDelta's fields change.
+    delta = _new(DepthDelta)
+    delta.symbol = s
+    delta.first_update_id = first
+    delta.last_update_id = last
+    delta.bids = bids
+    delta.asks = asks
+    delta.timestamp = ts
+    delta.event_time = et
+    delta.receipt = receipt
+    return delta
 
 
 def _fast_trade(d: Any, receipt: int) -> Trade:
@@ -177,7 +189,20 @@ def _fast_trade(d: Any, receipt: int) -> Trade:
     p = _DC.get(price)
     if p is None:
         p = _price(price)
-    return Trade(s, str(tid), "sell" if maker else "buy", p, _D(size), ts, et, buyer, seller, receipt)
+    # Trade(s, str(tid), side, p, _D(size), ts, et, buyer, seller, receipt) without the Python __init__
+    # frame; tests/test_perf_equivalence.py fails if Trade's fields change.
+    trade = _new(Trade)
+    trade.symbol = s
+    trade.id = str(tid)
+    trade.side = "sell" if maker else "buy"
+    trade.price = p
+    trade.amount = _D(size)
+    trade.timestamp = ts
+    trade.event_time = et
+    trade.buyer_order_id = buyer
+    trade.seller_order_id = seller
+    trade.receipt = receipt
+    return trade
 
 
 def _fast_book_ticker(d: Any, receipt: int) -> BookTicker:
