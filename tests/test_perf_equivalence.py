@@ -92,31 +92,37 @@ LEVEL = st.one_of(
     st.tuples(st.one_of(PRICES, BAD_VALUES), SIZES).map(list),
     st.sampled_from(["12", {"1": "2", "3": "4"}, ["1"], ["1", "2", "3"], None]),
 )
+# "-1" is plain decimal text: the decoder passes it and the book must refuse it.
+CLEAN_SIZES = st.integers(0, 29).flatmap(lambda i: st.just("-1") if i == 0 else GOOD_SIZES)
+CLEAN_LEVEL = st.tuples(PRICES, CLEAN_SIZES).map(list)
 IDS = st.one_of(st.integers(0, 40), st.integers(0, 40), st.integers(0, 40).map(str), BAD_VALUES)
 
 
 @st.composite
 def depth_frame(draw: st.DrawFn, state: dict[str, int]) -> str:
     symbol = draw(st.sampled_from(SYMBOLS))
-    roll = draw(st.integers(0, 9))
+    roll = draw(st.integers(0, 19))
     nxt = state.get(symbol, 10) + 1
-    if roll < 6:  # in sequence (the common case)
+    if roll < 16:  # in sequence (the common case)
         first = nxt
         last = nxt + draw(st.sampled_from([0, 0, 0, 1, 2]))
         state[symbol] = last
-    elif roll < 8:  # gap, duplicate or step back
+    elif roll < 19:  # gap, duplicate or step back
         first = nxt + draw(st.integers(-4, 4))
         last = first + draw(st.integers(-1, 2))
     else:  # ids of any shape
         first, last = draw(IDS), draw(IDS)
+    clean = draw(st.integers(0, 19)) < 18  # mostly frames the fast paths accept, so books stay synced
+    level = CLEAN_LEVEL if clean else LEVEL
+    times = [1_700_000_000_000_001, "1700000000000002"] + ([] if clean else [1.5])
     data: dict[str, Any] = {
         "e": "depth", "E": 1_700_000_000_000_000, "s": symbol, "U": first, "u": last,
-        "T": draw(st.sampled_from([1_700_000_000_000_001, "1700000000000002", 1.5])),
-        "b": draw(st.lists(LEVEL, max_size=3)), "a": draw(st.lists(LEVEL, max_size=3)),
+        "T": draw(st.sampled_from(times)), "b": draw(st.lists(level, max_size=3)),
+        "a": draw(st.lists(level, max_size=3)),
     }  # fmt: skip
-    if draw(st.integers(0, 19)) == 0:
+    if not clean and draw(st.integers(0, 3)) == 0:
         del data[draw(st.sampled_from(sorted(data)))]
-    stream_symbol = symbol if draw(st.integers(0, 9)) else draw(st.sampled_from(SYMBOLS))
+    stream_symbol = symbol if draw(st.integers(0, 19)) else draw(st.sampled_from(SYMBOLS))
     stream = draw(st.sampled_from([f"depth.{stream_symbol}", f"depth.200ms.{stream_symbol}"]))
     return json.dumps({"stream": stream, "data": data})
 
