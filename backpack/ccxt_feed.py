@@ -17,6 +17,18 @@ but inherits ccxt's view of the wire, including these limits:
   ccxt's ``watch_ticker`` carries 24h statistics with no bid or ask.
 * Order books: ccxt never checks sequence gaps once synchronised; the book handed to callbacks is
   ccxt's, mirrored into a cryptofeed ``OrderBook`` with the delta computed by diffing.
+* Trades: ccxt's ``watch_trades`` returns only when a trade frame arrives after the call, so trades
+  that reach ccxt while our callbacks run would wait for the next frame. The feed therefore also
+  delivers the end of ccxt's per-symbol cache (``exchange.trades[symbol]``) that it has not delivered,
+  and suppresses a trade id it delivered recently (2 × ``tradesLimit`` ids, at least 2000, per
+  symbol), so a frame repeated with the same id is delivered once. Remaining loss: that cache holds
+  the last ``tradesLimit`` trades (ccxt's default 1000) per symbol; if more than that many arrive for
+  one symbol while that symbol's callbacks are busy, ccxt evicts the oldest before the feed reads
+  them and they are never delivered. Trades without an id are delivered only from ccxt's batches.
+* Subscriptions: ccxt sends one SUBSCRIBE per stream, spaced by its rate limiter (``rateLimit``
+  50 ms), so with several streams the last is subscribed a few hundred ms after the first. Trades
+  published before a stream's subscription reaches the server are never sent to this connection;
+  wait for every stream (not just the first) before comparing trade counts with another connection.
 * Private data: updates that arrive between two ``watch_*`` returns are coalesced by ccxt's caches
   (orders by id, positions by symbol), so intermediate order states and fills can be missed. Fills
   are derived from ``orderFill`` order events (ccxt has no fills stream for Backpack). Order status
@@ -52,6 +64,8 @@ ExchangeFactory = Callable[[dict[str, Any]], Any]
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+# Trade ids remembered per symbol are 2 x max(this, ccxt tradesLimit): more than its cache can hold.
+_DELIVERED_IDS_MIN = 1000
 
 # Candle lengths in seconds; "1month" is calendar based (see _candle_start).
 _INTERVAL_SECONDS = {
@@ -292,7 +306,7 @@ class BackpackCcxtFeed(BackpackFeedBase):
                     continue
                 std = self.exchange_symbol_to_std_symbol(native)
                 if channel == "trades":
-                    spawn("trades", native, lambda s=sym: ex.watch_trades(s), self._trades_handler(std))
+                    spawn("trades", native, lambda s=sym: ex.watch_trades(s), self._trades_handler(std, sym))
                 elif channel == "l2_book":
                     self._books[native] = mirror = _BookMirror(self.id, std, self.max_depth)
                     spawn(
@@ -378,20 +392,44 @@ class BackpackCcxtFeed(BackpackFeedBase):
             for cb in callbacks:
                 await cb(obj, receipt)
 
-    def _trades_handler(self, std: str) -> Callable[[Any, float], Awaitable[None]]:
+    def _trades_handler(self, std: str, sym: str) -> Callable[[Any, float], Awaitable[None]]:
+        """Deliver ccxt's batch, then whatever reached ccxt's cache meanwhile, each trade id once.
+
+        ccxt's ``watch_trades`` returns only when a trade frame arrives *after* the call; trades cached
+        while our callbacks ran would otherwise wait for the next frame (for ever if the stream goes
+        quiet). Reading the cache makes ccxt's next batch overlap what we delivered, hence the id set.
+        """
+        delivered: dict[str, None] = {}  # insertion-ordered set of recent trade ids
+        limit = 2 * max(_DELIVERED_IDS_MIN, _trades_limit(self.exchange))
+
+        async def emit(t: Any, receipt: float) -> None:
+            tid = t.get("id")
+            if tid is not None:
+                key = str(tid)
+                if key in delivered:
+                    return
+                delivered[key] = None
+                if len(delivered) > limit:
+                    del delivered[next(iter(delivered))]
+            trade = compat.Trade(
+                self.id,
+                std,
+                t["side"],
+                to_decimal(t["amount"]),
+                to_decimal(t["price"]),
+                ms_to_seconds(t["timestamp"]),
+                id=None if tid is None else str(tid),
+                raw=t.get("info"),
+            )
+            await self._emit(compat.TRADES, trade, receipt)
+
         async def handle(trades: Any, receipt: float) -> None:
-            for t in trades:
-                trade = compat.Trade(
-                    self.id,
-                    std,
-                    t["side"],
-                    to_decimal(t["amount"]),
-                    to_decimal(t["price"]),
-                    ms_to_seconds(t["timestamp"]),
-                    id=str(t["id"]),
-                    raw=t.get("info"),
-                )
-                await self._emit(compat.TRADES, trade, receipt)
+            batch = trades
+            while batch:
+                for t in batch:
+                    await emit(t, receipt)
+                batch = _undelivered_tail(self.exchange, sym, delivered)
+                receipt = time.time()
 
         return handle
 
@@ -531,6 +569,36 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 )
 
         return handle
+
+
+def _trades_limit(exchange: Any) -> int:
+    """Size of ccxt's per-symbol trade cache (its ``tradesLimit`` option, 1000 unless configured)."""
+    options = getattr(exchange, "options", None)
+    value = options.get("tradesLimit") if isinstance(options, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1000
+
+
+def _undelivered_tail(exchange: Any, sym: str, delivered: dict[str, None]) -> list[Any]:
+    """Trades at the end of ccxt's cache for ``sym`` newer than the newest delivered one, oldest first.
+
+    ccxt appends in arrival order and every batch we deliver is a suffix of the cache, so walking back
+    from the end until a delivered id finds exactly the trades cached since. Trades without an id
+    cannot be told apart and are left to ccxt's own batches.
+    """
+    caches = getattr(exchange, "trades", None)
+    cache = caches.get(sym) if isinstance(caches, dict) else None
+    if not cache:
+        return []
+    tail: list[Any] = []
+    for t in reversed(cache):
+        tid = t.get("id") if isinstance(t, dict) else None
+        if tid is None:
+            continue
+        if str(tid) in delivered:
+            break
+        tail.append(t)
+    tail.reverse()
+    return tail
 
 
 def _check_channels(kwargs: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import ccxt
 import ccxt.pro as ccxtpro
 import pytest
+from ccxt.async_support.base.ws.cache import ArrayCache
 
 import backpack  # noqa: F401 - registers BACKPACK with cryptofeed
 from backpack import ccxt_feed, compat
@@ -51,8 +52,6 @@ async def running(feed: Any) -> AsyncIterator[None]:
             yield
         finally:
             await feed.shutdown()
-
-
 
 
 def sent(server: Any, stream: str) -> list[dict[str, Any]]:
@@ -387,6 +386,138 @@ async def test_stop_interrupts_a_hanging_market_load() -> None:
         await asyncio.wait_for(asyncio.shield(feed._task), 5)
         await feed.shutdown()
     assert fake.closed
+
+
+# --- trades ccxt cached while a callback ran --------------------------------------------------------
+
+
+class CachingExchange(ScriptedExchange):
+    """ccxt's trade path in miniature, using ccxt's own ``ArrayCache`` and ``getLimit``.
+
+    As in ``ccxt.pro.backpack``: a frame is appended to ``trades[symbol]`` and resolves the pending
+    ``watch_trades`` if there is one; ``watch_trades`` waits for a frame that arrives after the call
+    and returns the trades counted since its previous return (``newUpdates``).
+    """
+
+    def __init__(self, trades_limit: int = 1000) -> None:
+        super().__init__([])
+        self.options = {"tradesLimit": trades_limit}
+        self.trades: dict[str, Any] = {}
+        self.waiter: asyncio.Future[None] | None = None
+        self.calls = 0
+
+    def frame(self, i: int) -> None:
+        cache = self.trades.setdefault("BTC/USDC", ArrayCache(self.options["tradesLimit"]))
+        cache.append({**_trade(i, 1.0, 1.0), "symbol": "BTC/USDC"})
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def watch_trades(self, symbol: str) -> list[dict[str, Any]]:
+        self.calls += 1
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+        cache = self.trades[symbol]
+        n = cache.getLimit(symbol, None)
+        return list(cache)[-n:] if n else []
+
+
+async def _blocked_first_trade(
+    fake: CachingExchange, later: range
+) -> tuple[BackpackCcxtFeed, list[str], Any]:
+    """Run a feed whose callback blocks on trade 1 while ``later`` trades reach ccxt's cache."""
+    seen: list[str] = []
+    gate = asyncio.Event()
+
+    async def slow(trade: Any, receipt: float) -> None:
+        seen.append(trade.id)
+        if trade.id == "1":
+            await gate.wait()
+
+    feed = BackpackCcxtFeed(
+        exchange_factory=lambda o: fake,
+        symbols=["BTC-USDC"],
+        channels=[compat.TRADES],
+        callbacks={compat.TRADES: slow},
+    )
+    cm = running(feed)
+    await cm.__aenter__()
+    await until(lambda: fake.calls == 1, "the first watch_trades")
+    fake.frame(1)
+    await until(lambda: seen == ["1"], "trade 1 in the callback")
+    for i in later:
+        fake.frame(i)  # no watch_trades is pending: ccxt only caches these
+    gate.set()
+    return feed, seen, cm
+
+
+async def test_trades_cached_during_a_callback_are_delivered_without_another_frame() -> None:
+    """Regression: 10 trades cached while the callback ran, then a quiet stream; before the fix 1 of 11 arrived."""
+    fake = CachingExchange()
+    _, seen, cm = await _blocked_first_trade(fake, range(2, 12))
+    try:
+        await until(lambda: len(seen) == 11, "the ten cached trades")
+        assert fake.calls == 2  # delivered from the cache while ccxt still waits for a new frame
+        fake.frame(12)  # ccxt's next batch repeats 2..11 (counted since its last return) plus 12
+        await until(lambda: fake.calls == 3, "the next watch_trades")
+    finally:
+        await cm.__aexit__(None, None, None)
+    assert seen == [str(i) for i in range(1, 13)]
+
+
+async def test_trades_evicted_from_ccxts_cache_before_the_feed_reads_it_are_the_documented_loss() -> None:
+    """The remaining limit: more than ``tradesLimit`` trades during one callback lose the oldest, nothing else."""
+    fake = CachingExchange(trades_limit=4)
+    _, seen, cm = await _blocked_first_trade(fake, range(2, 12))
+    try:
+        await until(lambda: len(seen) == 5, "the cached trades")
+        fake.frame(12)
+        await until(lambda: "12" in seen, "trade 12")
+    finally:
+        await cm.__aexit__(None, None, None)
+    # 2..7 were pushed out of ccxt's 4-trade cache before the callback returned.
+    assert seen == ["1", "8", "9", "10", "11", "12"]
+
+
+async def _publish_trades(server: Any, stream: str, n: int) -> None:
+    """Step the frozen market until it has published ``n`` more frames on ``stream``, then send them."""
+    published = 0
+    while published < n:
+        published += sum(1 for em in server.step() if em.stream == stream)
+    await server.flush()
+
+
+async def test_every_trade_the_ccxt_connection_received_is_delivered_once_with_a_slow_callback() -> None:
+    """Real ccxt over loopback: trades received while a callback blocks are delivered once, with no later frame."""
+    async with running_server(seed=11, rate=0) as server:
+        gate = asyncio.Event()
+        seen: list[str] = []
+
+        async def slow(trade: Any, receipt: float) -> None:
+            seen.append(trade.id)
+            if len(seen) == 1:
+                await gate.wait()
+
+        feed = BackpackCcxtFeed(
+            backpack_config={"rest_url": server.rest_url, "ws_url": server.ws_url},
+            symbols=["BTC-USDC"],
+            channels=[compat.TRADES],
+            callbacks={compat.TRADES: slow},
+        )
+        async with running(feed):
+            await server.wait_subscribed("trade.BTC_USDC")
+            await _publish_trades(server, "trade.BTC_USDC", 1)
+            await until(lambda: len(seen) == 1, "the first trade in the callback")
+            await _publish_trades(server, "trade.BTC_USDC", 10)
+            want = [str(d["t"]) for d in sent(server, "trade.BTC_USDC")]
+            cache = feed.exchange.trades["BTC/USDC"]
+            await until(lambda: len(cache) == len(want), "ccxt caching every frame")
+            gate.set()
+            await until(lambda: len(seen) == len(want), "every received trade, without a later frame")
+            await _publish_trades(server, "trade.BTC_USDC", 3)
+            want = [str(d["t"]) for d in sent(server, "trade.BTC_USDC")]
+            await until(lambda: len(seen) >= len(want), "the later trades")
+    assert len(want) >= 14
+    assert sorted(seen, key=int) == want and len(set(seen)) == len(seen)
 
 
 # --- the flag -------------------------------------------------------------------------------------
