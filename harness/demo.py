@@ -89,8 +89,11 @@ async def run_demo(
     token = await compat.start_handler(fh)
     try:
         first = natives[symbols[0]]
-        async with asyncio.timeout(20):
-            while sum(1 for c in server.connections.values() if c.open and f"depth.{first}" in c.subscriptions) < 2:
+        # ccxt subscribes one stream per message, paced by its rate limiter: start the market only once both
+        # feeds hear every stream, so neither misses frames the other got.
+        wanted = {f"{kind}.{n}" for n in natives.values() for kind in ("depth", "trade")}
+        async with asyncio.timeout(30):
+            while sum(1 for c in server.connections.values() if c.open and wanted <= c.subscriptions) < 2:
                 await asyncio.sleep(0.01)
         say(f"native feed and ccxt feed subscribed to {len(symbols)} symbols; driving {steps} market steps")
 
