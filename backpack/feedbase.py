@@ -14,13 +14,12 @@ from typing import Any
 
 from . import compat
 from .config import BackpackConfig, section_of
+from .protocol.subscriptions import INTERVALS
 from .protocol.symbols import native_symbol, normalize_symbol
 
 LOG = logging.getLogger("backpack.feed")
 
-VALID_CANDLE_INTERVALS = {
-    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1month",
-}  # fmt: skip
+VALID_CANDLE_INTERVALS = set(INTERVALS)
 
 _PRIVATE_SUBSCRIPTIONS = ("order_info", "fills", "positions", "balances")
 
