@@ -1,7 +1,7 @@
 """Channel + native symbol → Backpack stream names and SUBSCRIBE/UNSUBSCRIBE frame texts.
 
-Channel names are plain strings equal to cryptofeed's define values, so this module needs nothing
-from cryptofeed. Symbols here are **native** (``SOL_USDC``): a ``-`` in a symbol is refused because
+Channel names are plain strings equal to the define values of cryptofeed, so this module needs
+none of its code. Symbols here are **native** (``SOL_USDC``): a ``-`` in a symbol is refused because
 it means a normalized symbol was passed by mistake.
 
 Private streams (``account.*``) go in frames of their own carrying the four-string ``signature``
