@@ -55,6 +55,7 @@ import ccxt.pro as ccxtpro
 from ccxt.base.errors import BaseError as CcxtError
 
 from . import compat
+from .backoff import equal_jitter
 from .config import PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig
 from .feedbase import BackpackFeedBase
 
@@ -378,7 +379,7 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 LOG.exception("%s: %s: update dropped (conversion or callback failed)", self.id, name)
 
     def _backoff(self, failures: int) -> float:
-        return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1)) * (0.5 + self.rng.random() / 2)
+        return equal_jitter(BACKOFF_BASE, failures - 1, BACKOFF_CAP, self.rng)
 
     def _safe(self, exc: BaseException) -> str:
         return self.bp_config.redact(f"{type(exc).__name__}: {exc}")

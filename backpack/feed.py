@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import adapters, compat
+from .backoff import equal_jitter
 from .errors import BackpackError
 from .feedbase import BackpackFeedBase
 from .protocol import events as ev
@@ -153,7 +154,7 @@ class BackpackFeed(BackpackFeedBase):
     async def _fetch_snapshot(self, symbol: str, attempt: int) -> None:
         assert self.rest is not None and self._transport is not None
         if attempt > 1:
-            await self._transport.sleep(min(30.0, 0.25 * 2 ** (attempt - 2)) * (0.5 + self.rng.random() / 2))
+            await self._transport.sleep(equal_jitter(0.25, attempt - 2, 30.0, self.rng))
         try:
             data, receipt = await self.rest.depth_snapshot(symbol, self.bp_config.depth_limit)
         except (BackpackError, TransportError) as exc:

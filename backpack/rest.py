@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from backpack.backoff import equal_jitter
 from backpack.errors import (
     CircuitOpen,
     DecodeError,
@@ -190,8 +191,7 @@ class RestClient:
 
     def backoff_delay(self, attempt: int) -> float:
         """Exponential backoff with equal jitter: half fixed (never a zero wait), half random."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+        return equal_jitter(self.backoff_base, attempt, self.backoff_max, self.rng)
 
     def _build(self, method: str, path: str, params: Params, instruction: str | None) -> HttpRequest:
         url = self.base_url + path

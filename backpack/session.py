@@ -12,6 +12,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from .backoff import equal_jitter
 from .protocol.auth import Signer
 from .protocol.subscriptions import is_private, subscribe_frames
 from .transport import Transport, TransportError, WsClosed, WsFrame, WsSession
@@ -76,8 +77,7 @@ class WsSessionManager:
         self._stopping = False
 
     def _backoff(self, attempt: int) -> float:
-        cap = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempt - 1)))
-        return cap / 2 + self.rng.random() * cap / 2
+        return equal_jitter(self.backoff_base, attempt - 1, self.backoff_max, self.rng)
 
     async def _subscribe(self, session: WsSession) -> None:
         for text in subscribe_frames(self.public, batch_size=self.batch_size):
