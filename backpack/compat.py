@@ -7,6 +7,7 @@ the same field names as 2.4.1's ``OrderInfo``, ``Fill``, ``Position`` and ``Bala
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from importlib.metadata import version
@@ -164,8 +165,6 @@ async def start_handler(handler: Any) -> Any:
     2.4.1 starts feeds on the current loop with ``run(start_loop=False)``; 3.0.1 runs ``run_async``
     as a task and stops through ``request_stop``.
     """
-    import asyncio
-
     if CRYPTOFEED_MAJOR >= 3:
         task = asyncio.ensure_future(handler.run_async(install_signal_handlers=False))
         await asyncio.sleep(0)

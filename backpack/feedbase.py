@@ -14,14 +14,14 @@ from typing import Any
 
 from . import compat
 from .config import BackpackConfig, section_of
-from .protocol.subscriptions import INTERVALS
+from .protocol.subscriptions import BALANCES, FILLS, INTERVALS, ORDER_INFO, POSITIONS
 from .protocol.symbols import native_symbol, normalize_symbol
 
 LOG = logging.getLogger("backpack.feed")
 
 VALID_CANDLE_INTERVALS = set(INTERVALS)
 
-_PRIVATE_SUBSCRIPTIONS = ("order_info", "fills", "positions", "balances")
+_PRIVATE_SUBSCRIPTIONS = (ORDER_INFO, FILLS, POSITIONS, BALANCES)
 
 
 class BackpackFeedBase(compat.Feed):
