@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from . import compat
 from .protocol import events as ev
+from .types import Rfq, Ticker24h
 
 EXCHANGE = "BACKPACK"
 _US = 1_000_000
@@ -25,6 +26,19 @@ def trade(e: ev.Trade, symbol: str):
 
 def ticker(e: ev.BookTicker, symbol: str):
     return compat.Ticker(EXCHANGE, symbol, e.bid, e.ask, (e.timestamp or e.event_time) / _US, raw=None)
+
+
+def ticker_24h(e: ev.Ticker, symbol: str) -> Ticker24h:
+    return Ticker24h(
+        EXCHANGE, symbol, e.open, e.high, e.low, e.close, e.volume, e.quote_volume, e.trades, e.event_time / _US,
+    )
+
+
+def rfq(e: ev.RfqUpdate, symbol: str) -> Rfq:
+    return Rfq(
+        EXCHANGE, symbol, e.event, e.rfq_id, e.quote_id, e.client_id, e.side, e.quantity, e.quote_quantity,
+        e.price, e.status, seconds(e.submit_time), seconds(e.expiry_time), (e.timestamp or e.event_time) / _US,
+    )
 
 
 def candle(e: ev.Candle, symbol: str):

@@ -376,7 +376,7 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 raise
             except Exception:
                 self.metrics["dropped"] += 1
-                LOG.exception("%s: %s: update dropped (conversion or callback failed)", self.id, name)
+                LOG.exception("%s: %s: update dropped (conversion failed)", self.id, name)
 
     def _backoff(self, failures: int) -> float:
         return equal_jitter(BACKOFF_BASE, failures - 1, BACKOFF_CAP, self.rng)
@@ -387,11 +387,9 @@ class BackpackCcxtFeed(BackpackFeedBase):
     # --- conversions ---------------------------------------------------------------------------
 
     async def _emit(self, channel: str, obj: Any, receipt: float) -> None:
-        callbacks = self.callbacks.get(channel)
-        if callbacks:
+        if self.callbacks.get(channel):
             self.metrics["callbacks"] += 1
-            for cb in callbacks:
-                await cb(obj, receipt)
+            await self.callback(channel, obj, receipt)
 
     def _trades_handler(self, std: str, sym: str) -> Callable[[Any, float], Awaitable[None]]:
         """Deliver ccxt's batch, then whatever reached ccxt's cache meanwhile, each trade id once.

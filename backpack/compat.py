@@ -8,7 +8,7 @@ the same field names as 2.4.1's ``OrderInfo``, ``Fill``, ``Position`` and ``Bala
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from importlib.metadata import version
 from typing import Any
@@ -18,6 +18,9 @@ from cryptofeed import types as _types
 from cryptofeed.exchanges import EXCHANGE_MAP
 from cryptofeed.feed import Feed
 from cryptofeed.symbols import Symbol, Symbols
+
+from .protocol import subscriptions as _sub
+from .types import as_dict
 
 CRYPTOFEED_VERSION = version("cryptofeed")
 CRYPTOFEED_MAJOR = int(CRYPTOFEED_VERSION.split(".")[0])
@@ -47,8 +50,13 @@ FILLED = getattr(_defines, "FILLED", "filled")
 MAKER = getattr(_defines, "MAKER", "maker")
 TAKER = getattr(_defines, "TAKER", "taker")
 
-PRIVATE_CHANNELS = (ORDER_INFO, FILLS, POSITIONS, BALANCES)
-PUBLIC_CHANNELS = (TRADES, L2_BOOK, TICKER, CANDLES, FUNDING, OPEN_INTEREST, LIQUIDATIONS)
+# Channels cryptofeed has no define for on either line; they deliver backpack.types objects.
+TICKER_24H = _sub.TICKER_24H
+RFQ = _sub.RFQ
+
+PRIVATE_CHANNELS = (ORDER_INFO, FILLS, POSITIONS, BALANCES, RFQ)
+PUBLIC_CHANNELS = (TRADES, L2_BOOK, TICKER, TICKER_24H, CANDLES, FUNDING, OPEN_INTEREST, LIQUIDATIONS)
+OWN_CHANNELS = (TICKER_24H, RFQ)
 
 Trade = _types.Trade
 Ticker = _types.Ticker
@@ -57,16 +65,6 @@ Candle = _types.Candle
 Funding = _types.Funding
 OpenInterest = _types.OpenInterest
 Liquidation = _types.Liquidation
-
-
-def _to_dict(obj: Any, numeric_type: Any = None, none_to: Any = False) -> dict:
-    data = asdict(obj)
-    data.pop("raw", None)
-    if numeric_type is not None:
-        data = {k: numeric_type(v) if isinstance(v, Decimal) else v for k, v in data.items()}
-    if none_to is not False:
-        data = {k: none_to if v is None else v for k, v in data.items()}
-    return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +83,7 @@ class _OrderInfo:
     account: str | None = None
     raw: Any = None
 
-    to_dict = _to_dict
+    to_dict = as_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +102,7 @@ class _Fill:
     account: str | None = None
     raw: Any = None
 
-    to_dict = _to_dict
+    to_dict = as_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +116,7 @@ class _Position:
     timestamp: float
     raw: Any = None
 
-    to_dict = _to_dict
+    to_dict = as_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +127,7 @@ class _Balance:
     reserved: Decimal | None
     raw: Any = None
 
-    to_dict = _to_dict
+    to_dict = as_dict
 
 
 OrderInfo = getattr(_types, "OrderInfo", _OrderInfo)

@@ -18,7 +18,7 @@ from .backoff import equal_jitter
 from .errors import BackpackError
 from .feedbase import BackpackFeedBase
 from .protocol import events as ev
-from .protocol.router import Router, is_auth_error
+from .protocol.router import Router, accepted, is_auth_error
 from .protocol.subscriptions import streams_for
 from .protocol.symbols import SymbolCache, SymbolMap
 from .rest import RestClient
@@ -39,6 +39,7 @@ class BackpackFeed(BackpackFeedBase):
         compat.L2_BOOK: "l2_book",
         compat.TRADES: "trades",
         compat.TICKER: "ticker",
+        compat.TICKER_24H: "ticker_24h",
         compat.CANDLES: "candles",
         compat.FUNDING: "funding",
         compat.OPEN_INTEREST: "open_interest",
@@ -47,6 +48,7 @@ class BackpackFeed(BackpackFeedBase):
         compat.FILLS: "fills",
         compat.POSITIONS: "positions",
         compat.BALANCES: "balances",
+        compat.RFQ: "rfq",
     }
 
     def __init__(
@@ -60,14 +62,16 @@ class BackpackFeed(BackpackFeedBase):
         self._transport = transport
         self._owns_transport = transport is None
         self.protocol_callback = protocol_callback
-        self.router = Router()
+        self.router = Router(accept=accepted(self.subscription))
         self.symbol_map: SymbolMap | None = None
         self.symbols = SymbolCache(self.bp_config.symbol_cache_ttl)
         self.session: WsSessionManager | None = None
         self.rest: RestClient | None = None
         self._books: dict[str, Any] = {}
         self._snapshot_tasks: dict[str, asyncio.Task] = {}
-        self.metrics: dict[str, int] = {"resyncs": 0, "errors": 0, "callbacks": 0, "snapshots": 0, "snapshot_failures": 0}
+        self.metrics: dict[str, int] = {
+            "resyncs": 0, "errors": 0, "callbacks": 0, "snapshots": 0, "snapshot_failures": 0, "internal_errors": 0,
+        }
 
     def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
         if self.symbol_map is not None and symbol in self.symbol_map:
@@ -94,7 +98,6 @@ class BackpackFeed(BackpackFeedBase):
             breaker_threshold=cfg.breaker_threshold, breaker_reset=cfg.breaker_reset_seconds,
             timeout=cfg.rest_timeout, rng=self.rng,
         )
-        await self._load_symbols()
         streams = streams_for(self.subscription, interval=self.candle_interval, depth_speed=cfg.depth_speed)
         LOG.info("%s: native path active (%s), %d streams", self.id, "sandbox" if cfg.sandbox else "production", len(streams))
         self.session = WsSessionManager(
@@ -102,13 +105,27 @@ class BackpackFeed(BackpackFeedBase):
             on_disconnect=self._on_disconnect, signer=cfg.signer(), window_ms=cfg.window_ms,
             batch_size=cfg.subscribe_batch_size, private_retries=cfg.private_subscribe_retries, rng=self.rng,
         )
-        refresher = asyncio.ensure_future(self._refresh_symbols(stop))
+        # The market list only validates the subscription and refines names (which convert by rule
+        # anyway), so it loads beside the stream: a slow or failing /markets must not hold data back.
+        symbols_task = self._spawn(self._refresh_symbols(stop), "symbols")
         try:
             await self.session.run(stop)
         finally:
-            refresher.cancel()
+            symbols_task.cancel()
             for task in self._snapshot_tasks.values():
                 task.cancel()
+
+    def _spawn(self, coro: Awaitable[None], what: str) -> asyncio.Task:
+        """A background task whose unexpected failure is logged (never an unretrieved exception)."""
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(lambda t: self._task_done(t, what))
+        return task
+
+    def _task_done(self, task: asyncio.Task, what: str) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.metrics["internal_errors"] += 1
+            self.ratelog.log(logging.ERROR, f"task {what}", "%s: %s task failed", self.id, what,
+                             exc_info=task.exception())
 
     async def _load_symbols(self) -> None:
         """Market metadata validates the subscription; names themselves convert by rule, so a failure is not fatal."""
@@ -127,8 +144,9 @@ class BackpackFeed(BackpackFeedBase):
                       self.id, native)
 
     async def _refresh_symbols(self, stop: asyncio.Event) -> None:
-        """Reload the market list every ``symbol_cache_ttl`` seconds (new listings, changed tick sizes)."""
+        """Load the market list now, then again every ``symbol_cache_ttl`` seconds (new listings, tick sizes)."""
         assert self._transport is not None
+        await self._load_symbols()
         while not stop.is_set():
             await self._transport.sleep(self.symbols.ttl)
             if self.symbols.needs_refresh(self._transport.now_us() / 1_000_000):
@@ -146,20 +164,36 @@ class BackpackFeed(BackpackFeedBase):
     # --- inputs --------------------------------------------------------------------------------
 
     async def _on_frame(self, frame: WsFrame) -> None:
-        await self._dispatch(self.router.receive_frame(frame.data, frame.receipt))
+        try:
+            await self._dispatch(self.router.receive_frame(frame.data, frame.receipt))
+        except Exception as exc:  # noqa: BLE001 - a bug in the glue must cost one frame, not the feed
+            self._internal_error("frame handling", exc)
+
+    def _internal_error(self, where: str, exc: BaseException) -> None:
+        self.metrics["internal_errors"] += 1
+        self.ratelog.log(logging.ERROR, f"internal {where}", "%s: %s failed (%s); continuing", self.id, where,
+                         type(exc).__name__, exc_info=exc)
+
+    def _now_us(self) -> int:
+        return self._transport.now_us() if self._transport is not None else super()._now_us()
 
     async def _on_disconnect(self, connection: int) -> None:
         await self._dispatch(self.router.connection_lost())
 
     async def _fetch_snapshot(self, symbol: str, attempt: int) -> None:
         assert self.rest is not None and self._transport is not None
-        if attempt > 1:
-            await self._transport.sleep(equal_jitter(0.25, attempt - 2, 30.0, self.rng))
         try:
+            if attempt > 1:
+                await self._transport.sleep(equal_jitter(0.25, attempt - 2, 30.0, self.rng))
             data, receipt = await self.rest.depth_snapshot(symbol, self.bp_config.depth_limit)
         except (BackpackError, TransportError) as exc:
             self.metrics["snapshot_failures"] += 1
-            LOG.warning("%s: depth snapshot for %s failed: %s", self.id, symbol, exc)
+            self.ratelog.log(logging.WARNING, f"snapshot {symbol}", "%s: depth snapshot for %s failed: %s",
+                             self.id, symbol, exc)
+            outputs = self.router.snapshot_failed(symbol)
+        except Exception as exc:  # noqa: BLE001 - anything else still must not leave the book buffering
+            self.metrics["snapshot_failures"] += 1
+            self._internal_error(f"depth snapshot for {symbol}", exc)
             outputs = self.router.snapshot_failed(symbol)
         else:
             self.metrics["snapshots"] += 1
@@ -173,9 +207,12 @@ class BackpackFeed(BackpackFeedBase):
     async def _dispatch(self, outputs: list[Any]) -> None:
         for out in outputs:
             if self.protocol_callback is not None:
-                result = self.protocol_callback(out)
-                if result is not None:
-                    await result
+                try:
+                    result = self.protocol_callback(out)
+                    if result is not None:
+                        await result
+                except Exception as exc:  # noqa: BLE001 - a consumer's bug, isolated like any callback
+                    self._callback_failed("protocol", self.protocol_callback, exc)
             handler = self._handlers.get(type(out))
             if handler is not None:
                 await handler(self, out)
@@ -184,16 +221,14 @@ class BackpackFeed(BackpackFeedBase):
         return self.exchange_symbol_to_std_symbol(native)
 
     async def _emit(self, channel: str, obj: Any, receipt_us: int) -> None:
-        callbacks = self.callbacks.get(channel)
-        if callbacks:
+        if self.callbacks.get(channel):
             self.metrics["callbacks"] += 1
-            receipt = receipt_us / 1_000_000
-            for cb in callbacks:
-                await cb(obj, receipt)
+            await self.callback(channel, obj, receipt_us / 1_000_000)
 
     async def _on_fetch(self, out: ev.FetchSnapshot) -> None:
         if out.symbol not in self._snapshot_tasks:
-            self._snapshot_tasks[out.symbol] = asyncio.ensure_future(self._fetch_snapshot(out.symbol, out.attempt))
+            self._snapshot_tasks[out.symbol] = self._spawn(self._fetch_snapshot(out.symbol, out.attempt),
+                                                           f"snapshot {out.symbol}")
 
     async def _on_book(self, out: ev.BookUpdate) -> None:
         symbol = self._std(out.symbol)
@@ -237,13 +272,21 @@ class BackpackFeed(BackpackFeedBase):
             if self.session is not None:
                 self.session.private_rejected()
         else:
-            LOG.warning("%s: %s (code %s)", self.id, out.message, out.code)
+            kind = "undecodable frame" if out.code is None else "exchange error frame"
+            self.ratelog.log(logging.WARNING, f"{kind} {out.code}", "%s: %s: %s (code %s)", self.id, kind,
+                             out.message, out.code)
 
     async def _on_trade(self, out: ev.Trade) -> None:
         await self._emit(compat.TRADES, adapters.trade(out, self._std(out.symbol)), out.receipt)
 
     async def _on_ticker(self, out: ev.BookTicker) -> None:
         await self._emit(compat.TICKER, adapters.ticker(out, self._std(out.symbol)), out.receipt)
+
+    async def _on_ticker_24h(self, out: ev.Ticker) -> None:
+        await self._emit(compat.TICKER_24H, adapters.ticker_24h(out, self._std(out.symbol)), out.receipt)
+
+    async def _on_rfq(self, out: ev.RfqUpdate) -> None:
+        await self._emit(compat.RFQ, adapters.rfq(out, self._std(out.symbol)), out.receipt)
 
     async def _on_candle(self, out: ev.Candle) -> None:
         if out.closed or not self.candle_closed_only:
@@ -277,6 +320,8 @@ class BackpackFeed(BackpackFeedBase):
         ev.ErrorEvent: _on_error,
         ev.Trade: _on_trade,
         ev.BookTicker: _on_ticker,
+        ev.Ticker: _on_ticker_24h,
+        ev.RfqUpdate: _on_rfq,
         ev.Candle: _on_candle,
         ev.MarkPrice: _on_funding,
         ev.OpenInterest: _on_oi,

@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from typing import Any
 
 from . import compat
+from .backoff import equal_jitter
 from .config import BackpackConfig, section_of
-from .protocol.subscriptions import BALANCES, FILLS, INTERVALS, ORDER_INFO, POSITIONS
+from .protocol.subscriptions import BALANCES, FILLS, INTERVALS, ORDER_INFO, POSITIONS, RFQ
 from .protocol.symbols import native_symbol, normalize_symbol
+from .ratelog import RateLimitedLog
 
 LOG = logging.getLogger("backpack.feed")
 
 VALID_CANDLE_INTERVALS = set(INTERVALS)
 
-_PRIVATE_SUBSCRIPTIONS = (ORDER_INFO, FILLS, POSITIONS, BALANCES)
+_PRIVATE_SUBSCRIPTIONS = (ORDER_INFO, FILLS, POSITIONS, BALANCES, RFQ)
 
 
 class BackpackFeedBase(compat.Feed):
@@ -41,11 +44,14 @@ class BackpackFeedBase(compat.Feed):
             # market list and cryptofeed never performs its own symbol HTTP.
             compat.Symbols.set(self.id, {}, {})
         super().__init__(**kwargs)
-        for channel in compat.PRIVATE_CHANNELS:  # 3.0.1 has no slots for these
+        for channel in (*compat.PRIVATE_CHANNELS, *compat.OWN_CHANNELS):  # cryptofeed has no slots for these
             self.callbacks.setdefault(channel, [])
         self.rng = rng or random.Random()
         self._task: asyncio.Task | None = None
         self._stop: asyncio.Event | None = None
+        self.callback_errors: dict[str, int] = {}  # callback name -> exceptions it raised
+        self.restarts = 0  # runs that ended on an unexpected error and were started again
+        self.ratelog = RateLimitedLog(LOG, self._now_us)
         private = [c for c in self.subscription if c in _PRIVATE_SUBSCRIPTIONS]
         if private and not self.bp_config.has_credentials:
             raise ValueError(
@@ -67,6 +73,33 @@ class BackpackFeedBase(compat.Feed):
 
     def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
         return normalize_symbol(symbol)
+
+    # --- callbacks -----------------------------------------------------------------------------
+
+    async def callback(self, data_type: str, obj: Any, receipt_timestamp: float) -> None:
+        """Each user callback is isolated: one that raises is logged and counted, the others still run.
+
+        cryptofeed's own ``callback`` (which ``book_callback`` also uses) lets the first exception end
+        the feed; a production feed must not be stopped by a consumer's bug.
+        """
+        for cb in self.callbacks.get(data_type) or ():
+            try:
+                await cb(obj, receipt_timestamp)
+            except Exception as exc:  # noqa: BLE001 - whatever a consumer raises is the consumer's
+                self._callback_failed(data_type, cb, exc)
+
+    def _callback_failed(self, data_type: str, cb: Any, exc: Exception) -> None:
+        name = callback_name(cb)
+        count = self.callback_errors.get(name, 0) + 1
+        self.callback_errors[name] = count
+        self.ratelog.log(
+            logging.ERROR, f"callback {name}", "%s: %s callback %s raised %s (%d so far); the feed keeps delivering",
+            self.id, data_type, name, type(exc).__name__, count, exc_info=exc if count == 1 else None,
+        )
+
+    def _now_us(self) -> int:
+        """The clock for rate-limited logs; subclasses with a transport use its clock."""
+        return time.monotonic_ns() // 1000
 
     # --- what subclasses provide ---------------------------------------------------------------
 
@@ -100,12 +133,27 @@ class BackpackFeedBase(compat.Feed):
         return [cb for cb in self._all_callbacks() if hasattr(cb, "stop") and await cb.stop()]
 
     async def _supervised(self, stop: asyncio.Event) -> None:
-        try:
-            await self._run(stop)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            LOG.exception("%s: %s stopped on an unexpected error", self.id, type(self).__name__)
+        """Run until stopped; a run that ends on an unexpected error is logged and started again after
+        a growing pause, so one feed's bug neither stops it for good nor escapes into the FeedHandler
+        (where, on cryptofeed 3.0.1, it would end every other feed)."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._run(stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                self.restarts += 1
+                delay = equal_jitter(1.0, failures - 1, 60.0, self.rng)
+                LOG.exception("%s: %s failed unexpectedly (restart %d in %.1f s)", self.id,
+                              type(self).__name__, failures, delay)
+                await self._close_resources()
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
 
     # --- lifecycle: cryptofeed 3.0.1 ----------------------------------------------------------
 
@@ -120,7 +168,7 @@ class BackpackFeedBase(compat.Feed):
                     if task is not None:
                         writers.append((callback, task))
             try:
-                await self._run(stop_event)
+                await self._supervised(stop_event)
             finally:
                 await self._close_resources()
                 await self._flush_backends(writers)
@@ -139,3 +187,9 @@ class BackpackFeedBase(compat.Feed):
             for task in late:
                 LOG.warning("%s: backend writer did not flush in time; cancelling it", self.id)
                 task.cancel()
+
+
+def callback_name(cb: Any) -> str:
+    """A readable name for a user callback: a function's qualified name, else its class name."""
+    name = getattr(cb, "__qualname__", None) or getattr(cb, "__name__", None)
+    return str(name) if name else type(cb).__name__

@@ -51,6 +51,7 @@ class WsSessionManager:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         max_reconnects: int = -1,
+        stable_seconds: float = 30.0,
         rng: random.Random | None = None,
     ) -> None:
         self.transport = transport
@@ -69,6 +70,9 @@ class WsSessionManager:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_reconnects = max_reconnects
+        # A connection must carry data for this long before the backoff starts over: a server that
+        # accepts and closes at once (or after a burst) must not be redialled in a tight loop.
+        self.stable_us = int(stable_seconds * 1_000_000)
         self.rng = rng or random.Random()
         self.stats = SessionStats()
         self.session: WsSession | None = None
@@ -142,11 +146,12 @@ class WsSessionManager:
             self.stats.connects += 1
             if self.stats.connects > 1:
                 self.stats.reconnects += 1
+            opened_at = self.transport.now_us()
+            frames_before = self.stats.frames
             try:
                 if self.on_connect is not None:
                     await self.on_connect(self.stats.connects)
                 await self._subscribe(session)
-                attempt = 0
                 await self._read(session, stop)
             except WsClosed as exc:
                 self.stats.last_close_code = exc.code
@@ -163,6 +168,8 @@ class WsSessionManager:
                 break
             if self.on_disconnect is not None:
                 await self.on_disconnect(self.stats.connects)
+            if self.stats.frames > frames_before and self.transport.now_us() - opened_at >= self.stable_us:
+                attempt = 0  # it was healthy: start the backoff over
             attempt += 1
             if 0 <= self.max_reconnects < attempt:
                 raise TransportError(f"gave up after {attempt} reconnect attempts")

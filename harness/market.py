@@ -122,6 +122,7 @@ class MarketConfig:
     p_aggregate: float = 0.05
     p_liquidation: float = 0.004
     p_private: float = 0.05
+    p_rfq: float = 0.02  # per step: a new RFQ, or the next state of an open one
     ticker_period_us: int = 1_000_000
     kline_period_us: int = 1_000_000
     mark_period_us: int = 1_000_000
@@ -267,6 +268,13 @@ class _Symbol:
             return self.price(bid if ask is None else ask)  # type: ignore[arg-type]
         return (self.price(bid) + self.price(ask)) / 2
 
+    def mid_ticks(self) -> int:
+        bid = max(self.bids) if self.bids else None
+        ask = min(self.asks) if self.asks else None
+        if bid is None or ask is None:
+            return bid or ask or int(self.spec.start_price / self.spec.tick_size)
+        return (bid + ask) // 2
+
 
 @dataclass(slots=True)
 class _Order:
@@ -279,6 +287,17 @@ class _Order:
     post_only: bool
     filled_units: int = 0
     filled_quote: Decimal = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Rfq:
+    id: int
+    market: _Symbol  # the spot market it prices
+    units: int
+    side: str  # "Bid" | "Ask"
+    own: bool  # this account requested it (else: a broadcast to makers, answered with our quote)
+    client_id: str
+    quote_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -323,6 +342,9 @@ class MarketGenerator:
         self._next_order_id = self._prv.randint(10**9, 9 * 10**9)
         self._next_position_id = self._prv.randint(10**9, 9 * 10**9)
         self.orders: dict[str, _Order] = {}
+        self._rfq_rng = _rng(cfg.seed, "rfq")  # its own stream: adding RFQs changed no other seeded output
+        self._next_rfq_id = self._rfq_rng.randint(10**17, 2 * 10**17)
+        self.rfqs: dict[int, _Rfq] = {}
         self.positions: dict[str, _Position] = {}
         self.balances: dict[str, Decimal] = {"USDC": Decimal("100000")}
         for spec in cfg.markets:
@@ -534,6 +556,7 @@ class MarketGenerator:
         for st in self._syms.values():
             self._activity(st, out)
         self._private(out)
+        self._rfq(out)
         crossed = lambda period: period > 0 and now // period != prev // period  # noqa: E731
         for st in self._syms.values():
             if crossed(cfg.ticker_period_us):
@@ -991,6 +1014,63 @@ class MarketGenerator:
         )
         self.orders[order.id] = order
         self._emit_order(order, "orderAccepted", "New", out)
+
+    # -- internals: RFQ ------------------------------------------------------------------------
+    def rfq_symbols(self) -> list[str]:
+        """RFQ markets (``<spot>_RFQ``): not listed by /markets, as on the exchange."""
+        return [f"{s.symbol}_RFQ" for s in self.config.markets if not s.perp]
+
+    def _rfq(self, out: list[Emission]) -> None:
+        rng = self._rfq_rng
+        spots = [st for st in self._syms.values() if not st.spec.perp]
+        if not spots or rng.random() >= self.config.p_rfq:
+            return
+        if not self.rfqs or (len(self.rfqs) < 2 and rng.random() < 0.5):
+            self._next_rfq_id += rng.randint(1, 10**6)
+            st = spots[rng.randrange(len(spots))]
+            rfq = _Rfq(self._next_rfq_id, st, rng.randint(1, max(1, st.spec.max_units // 50)),
+                       rng.choice(("Bid", "Ask")), rng.random() < 0.5, str(rng.randint(1, 10**6)))
+            self.rfqs[rfq.id] = rfq
+            now_ms = self.now_us // 1000
+            self._emit_rfq(rfq, "rfqAccepted" if rfq.own else "rfqActive", "New", out,
+                           q=rfq.market.wire_size(rfq.units), w=now_ms + 60_000, W=now_ms + 120_000)
+            return
+        rfq = self.rfqs[sorted(self.rfqs)[rng.randrange(len(self.rfqs))]]
+        st = rfq.market
+        price = st.wire_price(max(1, st.mid_ticks() + rng.randint(-3, 3)))
+        if rfq.quote_id is None:
+            self._next_rfq_id += rng.randint(1, 10**6)
+            rfq.quote_id = self._next_rfq_id
+            if rfq.own:
+                quote = canon(st.size(rfq.units) * Decimal(price))
+                self._emit_rfq(rfq, "rfqCandidate", "New", out, q=st.wire_size(rfq.units), Q=quote, p=price)
+            else:
+                self._emit_rfq(rfq, "quoteAccepted", "New", out)
+            return
+        del self.rfqs[rfq.id]
+        if rng.random() < 0.7:
+            self._emit_rfq(rfq, "rfqFilled", "Filled", out, p=price)
+        elif rfq.own:
+            self._emit_rfq(rfq, "rfqCancelled", "Cancelled", out)
+        else:
+            self._emit_rfq(rfq, "quoteCancelled", "Cancelled", out)
+
+    def _emit_rfq(self, rfq: _Rfq, event: str, status: str, out: list[Emission], **fields: Any) -> None:
+        t, e = self._times(rfq.market)
+        symbol = f"{rfq.market.spec.symbol}_RFQ"
+        data: dict[str, Any] = {"e": event, "E": e, "R": rfq.id}
+        if rfq.quote_id is not None and event != "rfqCancelled":
+            data["u"] = rfq.quote_id
+        if rfq.own or event.startswith("quote") or event == "rfqFilled":
+            data["C"] = rfq.client_id
+        data["s"] = symbol
+        if rfq.own:
+            data["S"] = rfq.side
+        data.update(fields)
+        data["X"] = status
+        data["T"] = t
+        out.append(Emission("account.rfqUpdate", data, private=True))
+        out.append(Emission(f"account.rfqUpdate.{symbol}", data, private=True))
 
     def _order_data(self, o: _Order, event: str, status: str, t: int, e: int) -> dict[str, Any]:
         st = self._syms[o.symbol]

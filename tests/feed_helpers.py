@@ -14,9 +14,10 @@ import backpack  # noqa: F401  (registers BACKPACK)
 from backpack import compat
 from harness.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET, BackpackServer
 
-PUBLIC = [compat.TRADES, compat.L2_BOOK, compat.TICKER, compat.CANDLES, compat.FUNDING,
+PUBLIC = [compat.TRADES, compat.L2_BOOK, compat.TICKER, compat.TICKER_24H, compat.CANDLES, compat.FUNDING,
           compat.OPEN_INTEREST, compat.LIQUIDATIONS]
-PRIVATE = [compat.ORDER_INFO, compat.FILLS, compat.POSITIONS, compat.BALANCES]
+PRIVATE = [compat.ORDER_INFO, compat.FILLS, compat.POSITIONS, compat.BALANCES]  # symbol-keyed private channels
+RFQ_SYMBOLS = ["SOL-USDC-RFQ"]  # the RFQ channel takes RFQ markets (<spot>_RFQ), not the spot symbols
 
 
 class Collector:

@@ -8,11 +8,13 @@ import pytest
 
 from backpack import compat
 from backpack.feed import BackpackFeed
+from backpack.types import Rfq, Ticker24h
 from harness.pytest_fixtures import running_server
 
 from .feed_helpers import (
     PRIVATE,
     PUBLIC,
+    RFQ_SYMBOLS,
     Collector,
     backpack_section,
     drive,
@@ -33,16 +35,18 @@ def book_of(server, native: str) -> dict[str, dict[Decimal, Decimal]]:
 @pytest.mark.e2e
 async def test_every_channel_end_to_end_and_book_matches_server() -> None:
     collector = Collector()
-    channels = PUBLIC + PRIVATE
+    channels = PUBLIC + PRIVATE + [compat.RFQ]
+    subscription = {channel: SYMBOLS for channel in PUBLIC + PRIVATE} | {compat.RFQ: RFQ_SYMBOLS}
     async with running_server(seed=7, rate=0, ping_interval=0.5, pong_timeout=5.0) as server:
         async with running_handler(
-            symbols=SYMBOLS, channels=channels, callbacks=collector.callbacks(channels),
+            subscription=subscription, callbacks=collector.callbacks(channels),
             handler_config={"log": {"disabled": True}, "backpack": backpack_section(server)},
         ) as fh:
             feed = fh.feeds[0]
             assert isinstance(feed, BackpackFeed)
             await server.wait_subscribed("depth.SOL_USDC")
             await server.wait_subscribed("account.orderUpdate.SOL_USDC")
+            await server.wait_subscribed("account.rfqUpdate.SOL_USDC_RFQ")
             await drive(server, 1500)
             await until(lambda: all(
                 collector.book_sequences.get(s) == server.market.sequence(NATIVE[s]) for s in SYMBOLS
@@ -64,6 +68,21 @@ async def test_every_channel_end_to_end_and_book_matches_server() -> None:
     assert isinstance(collector.items[compat.POSITIONS][0], compat.Position)
     assert isinstance(collector.items[compat.BALANCES][0], compat.Balance)
     assert all(c.closed for c in collector.items[compat.CANDLES])
+
+    # 24h ticker and RFQ: the project's own types, values exactly as sent
+    sent_24h = {(d["s"], d["E"]): d for d in sent_payloads(server, "ticker.")}
+    assert len(collector.items[compat.TICKER_24H]) == len(sent_24h)
+    for t in collector.items[compat.TICKER_24H]:
+        assert isinstance(t, Ticker24h)
+        d = sent_24h[(t.symbol.replace("-", "_"), round(t.timestamp * 1_000_000))]
+        assert (t.open, t.high, t.low, t.close, t.volume, t.trades) == (
+            Decimal(d["o"]), Decimal(d["h"]), Decimal(d["l"]), Decimal(d["c"]), Decimal(d["v"]), d["n"])
+    sent_rfq = sent_payloads(server, "account.rfqUpdate")
+    rfqs = collector.items[compat.RFQ]
+    assert rfqs and [(r.event, r.rfq_id) for r in rfqs] == [(d["e"], str(d["R"])) for d in sent_rfq]
+    assert all(isinstance(r, Rfq) and r.symbol == "SOL-USDC-RFQ" for r in rfqs)
+    fills = [r for r in rfqs if r.event == "rfqFilled"]
+    assert fills and all(r.price is not None and r.status == "Filled" for r in fills)
 
     # trades: exactly what the server sent, once each, same values
     sent = {(d["s"], str(d["t"])): d for d in sent_payloads(server, "trade.")}

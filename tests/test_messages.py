@@ -275,8 +275,39 @@ def test_official_rfq(name: str) -> None:
     ev = one(name)
     rfq_id = "113392061354344448" if name == "official_quote_cancelled.json" else "113392053149171712"
     assert ev == RfqUpdate(
-        symbol="SOL_USDC_RFQ", event=event, rfq_id=rfq_id, data=rest, timestamp=ts, event_time=et
-    )
+        symbol="SOL_USDC_RFQ", event=event, rfq_id=rfq_id,
+        quote_id=str(rest["u"]) if "u" in rest else None,
+        client_id=rest.get("C"),
+        side={"Bid": "buy", "Ask": "sell"}.get(rest.get("S")),
+        quantity=D(rest["q"]) if "q" in rest else None,
+        quote_quantity=D(rest["Q"]) if "Q" in rest else None,
+        price=D(rest["p"]) if "p" in rest else None,
+        status=rest.get("X"),
+        submit_time=rest["w"] * 1000 if "w" in rest else None,
+        expiry_time=rest["W"] * 1000 if "W" in rest else None,
+        data={}, timestamp=ts, event_time=et,
+    )  # fmt: skip
+
+
+def test_rfq_candidate_fields_are_typed() -> None:
+    ev = one("official_rfq_candidate.json")
+    assert (ev.rfq_id, ev.quote_id, ev.client_id, ev.side) == ("113392053149171712", "113392054083780608", "123", "buy")
+    assert (ev.quantity, ev.quote_quantity, ev.price) == (D("10"), D("150"), D("15.50"))
+    assert str(ev.price) == "15.50" and ev.submit_time is None and ev.data == {}
+    active = one("official_rfq_active.json")
+    assert (active.submit_time, active.expiry_time) == (1730225480368000, 1730225540368000)  # ms -> µs
+    assert active.side is None and active.client_id is None
+
+
+def test_rfq_keeps_unlisted_fields_and_refuses_a_bad_side() -> None:
+    decoder = Decoder()
+    frame = {"stream": "account.rfqUpdate", "data": {"e": "rfqActive", "E": 2, "T": 1, "R": 5, "s": "SOL_USDC_RFQ",
+                                                      "o": "x", "S": "Ask"}}  # fmt: skip
+    [ev] = decoder.decode(json.dumps(frame))
+    assert ev.data == {"o": "x"} and ev.side == "sell" and ev.rfq_id == "5"
+    frame["data"]["S"] = "Up"
+    [err] = decoder.decode(json.dumps(frame))
+    assert isinstance(err, ErrorEvent) and "'S'" in err.message
 
 
 # --------------------------------------------------------------------------------------------

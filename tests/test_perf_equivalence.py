@@ -33,18 +33,29 @@ class ReferenceRouter:
     window, where a bounded memory must agree with it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, accept: dict[type, frozenset[str] | None] | None = None) -> None:
         self.decoder = Decoder()
         self.books = BookManager()
         self.seen_trades: set[tuple[str, str]] = set()
         self.seen_fills: set[str] = set()
-        self.stats = {"duplicate_trades": 0, "duplicate_fills": 0, "auth_errors": 0}
+        self.accept = accept
+        self.stats = {"duplicate_trades": 0, "duplicate_fills": 0, "auth_errors": 0, "unsubscribed": 0}
+
+    def _accepted(self, event: Any) -> bool:
+        if self.accept is None or type(event) is ErrorEvent:
+            return True
+        if type(event) not in self.accept:
+            return False
+        symbols = self.accept[type(event)]
+        return symbols is None or event.symbol in symbols
 
     def receive_frame(self, data: str, receipt: int = 0) -> list[Any]:
         out: list[Any] = []
         for event in self.decoder.decode(data, receipt):
             cls = type(event)
-            if cls is DepthDelta:
+            if not self._accepted(event):
+                self.stats["unsubscribed"] += 1
+            elif cls is DepthDelta:
                 out.extend(self.books.on_delta(event))
             elif cls is Trade:
                 key = (event.symbol, event.id)
@@ -69,6 +80,9 @@ class ReferenceRouter:
     def receive_snapshot(self, symbol: str, body: Any, receipt: int = 0) -> list[Any]:
         from backpack.protocol.messages import decode_depth_snapshot
 
+        if symbol not in self.books:  # a snapshot nobody asked for creates nothing
+            self.books.ignored += 1
+            return []
         snap = decode_depth_snapshot(symbol, body, receipt)
         if isinstance(snap, ErrorEvent):
             return [snap, *self.books.get(symbol).on_snapshot_failed()]
@@ -222,8 +236,12 @@ def books_of(books: BookManager) -> dict[str, Any]:
     }
 
 
-def run_both(steps: list[tuple[str, Any]]) -> None:
-    fast, ref = Router(), ReferenceRouter()
+# What a feed subscribed to SOL_USDC's book, BTC_USDC's trades and all private orders accepts.
+NARROW = {DepthDelta: frozenset({"SOL_USDC"}), Trade: frozenset({"BTC_USDC"}), OrderUpdate: None}
+
+
+def run_both(steps: list[tuple[str, Any]], accept: dict[type, frozenset[str] | None] | None = None) -> None:
+    fast, ref = Router(accept=accept), ReferenceRouter(accept)
     for receipt, (kind, arg) in enumerate(steps):
         if kind == "frame":
             got, want = fast.receive_frame(arg, receipt), ref.receive_frame(arg, receipt)
@@ -234,6 +252,9 @@ def run_both(steps: list[tuple[str, Any]]) -> None:
         assert repr(got) == repr(want), (kind, arg)
         assert got == want
     assert books_of(fast.books) == books_of(ref.books)
+    assert fast.books.ignored == ref.books.ignored
+    if accept is not None:
+        assert set(fast.books) <= set(accept[DepthDelta] or ())
     assert fast.decoder.stats == ref.decoder.stats
     assert fast.stats == ref.stats
 
@@ -244,6 +265,14 @@ def test_router_matches_the_generic_pipeline(steps: list[tuple[str, Any]]) -> No
     """For any script of frames, snapshots and reconnects, the Router emits exactly what decoding then
     routing event by event emits, and ends with the same books and counters."""
     run_both(steps)
+
+
+@SETTINGS
+@given(scripts())
+def test_router_with_a_subscription_matches_filtering_first(steps: list[tuple[str, Any]]) -> None:
+    """For any script, a Router bounded by a subscription emits exactly what dropping unsubscribed
+    events before any routing emits, and holds books only for subscribed symbols."""
+    run_both(steps, NARROW)
 
 
 def _depth(seq: int, bids: list[list[str]], asks: list[list[str]], symbol: str = "SOL_USDC") -> str:

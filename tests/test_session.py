@@ -175,3 +175,63 @@ async def test_gives_up_after_max_reconnects() -> None:
     manager = WsSessionManager(FakeTransport(refuse=10), "ws://fake", ["trade.SOL_USDC"], on_frame, max_reconnects=3)
     with pytest.raises(TransportError):
         await asyncio.wait_for(manager.run(asyncio.Event()), 5)
+
+
+class ClosingTransport(FakeTransport):
+    """Every connection is accepted and then closed by the server at once; sleeps advance virtual time."""
+
+    def __init__(self, frames_per_connection: int = 0, lifetime_s: float = 0.0) -> None:
+        super().__init__()
+        self.frames_per_connection = frames_per_connection
+        self.lifetime_us = int(lifetime_s * 1_000_000)
+
+    async def connect(self, url: str, *, timeout: float = 10.0) -> FakeSession:
+        session = await super().connect(url, timeout=timeout)
+        for i in range(self.frames_per_connection):
+            session.inbox.put_nowait(WsFrame('{"stream":"x","data":{}}', self.clock_us + i))
+        session.inbox.put_nowait(WsClosed(1000, "bye"))
+        recv = session.recv
+
+        async def recv_then_age() -> WsFrame:
+            if session.inbox.qsize() == 1:  # the close is next: the connection lived this long
+                self.clock_us += self.lifetime_us
+            return await recv()
+
+        session.recv = recv_then_age  # type: ignore[method-assign]
+        return session
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.clock_us += int(seconds * 1_000_000)
+        await asyncio.sleep(0)
+
+
+async def _backoffs(transport: ClosingTransport, n: int) -> list[float]:
+    async def on_frame(frame: WsFrame) -> None:
+        pass
+
+    manager = WsSessionManager(transport, "ws://fake", ["trade.SOL_USDC"], on_frame, backoff_base=0.5,
+                               backoff_max=30.0)
+    stop, task = await start(manager)
+    await until(lambda: len(transport.sleeps) >= n)
+    await finish(stop, task)
+    return transport.sleeps[:n]
+
+
+async def test_backoff_grows_when_the_server_accepts_and_closes_at_once() -> None:
+    """Equal jitter keeps every wait within [cap/2, cap] of its attempt: the lower bounds must double."""
+    sleeps = await _backoffs(ClosingTransport(frames_per_connection=3), 7)
+    for attempt, delay in enumerate(sleeps, start=1):
+        cap = min(30.0, 0.5 * 2 ** (attempt - 1))
+        assert cap / 2 <= delay <= cap, (attempt, sleeps)
+    assert sleeps[-1] >= 15.0  # capped at 30 s, never back to the first step
+
+
+async def test_backoff_starts_over_after_a_connection_stayed_healthy() -> None:
+    sleeps = await _backoffs(ClosingTransport(frames_per_connection=3, lifetime_s=31.0), 5)
+    assert all(0.25 <= d <= 0.5 for d in sleeps), sleeps  # each healthy connection resets to attempt 1
+
+
+async def test_a_long_but_silent_connection_is_not_healthy() -> None:
+    sleeps = await _backoffs(ClosingTransport(frames_per_connection=0, lifetime_s=31.0), 5)
+    assert sleeps[-1] >= 4.0, sleeps  # no data ever arrived: the backoff keeps growing

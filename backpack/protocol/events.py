@@ -198,10 +198,21 @@ class BalanceUpdate:
 
 @dataclass(slots=True)
 class RfqUpdate:
+    """An RFQ or quote state change (rfqActive, rfqAccepted, ..., quoteAccepted, quoteCancelled)."""
+
     symbol: str
     event: str
-    rfq_id: str | None
-    data: dict  # remaining fields as received; RFQ is informational only
+    rfq_id: str | None  # R
+    quote_id: str | None  # u (quote events, candidates, fills)
+    client_id: str | None  # C: the client RFQ id or client quote id
+    side: str | None  # S: "buy" | "sell"; absent on broadcasts
+    quantity: Decimal | None  # q, base asset
+    quote_quantity: Decimal | None  # Q, quote asset
+    price: Decimal | None  # p
+    status: str | None  # X
+    submit_time: int | None  # w, µs (wire is ms): quotes must arrive before this
+    expiry_time: int | None  # W, µs (wire is ms)
+    data: dict  # fields not listed above, as received
     timestamp: int
     event_time: int
     receipt: int = 0

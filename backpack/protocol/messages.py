@@ -599,13 +599,31 @@ def _c_balance(r: _Reader, route: _Route, receipt: int) -> BalanceUpdate:
     )
 
 
-_RFQ_OWN_KEYS = frozenset({"e", "E", "s", "R", "T"})
+_RFQ_OWN_KEYS = frozenset({"e", "E", "s", "R", "u", "C", "S", "q", "Q", "p", "X", "w", "W", "T"})
 
 
 def _c_rfq(r: _Reader, route: _Route, receipt: int) -> RfqUpdate:
     ts, et = r.times(receipt, snapshot=False)
+    submit, expiry = r.opt_int("w"), r.opt_int("W")
     rest = {k: v for k, v in r.d.items() if k not in _RFQ_OWN_KEYS}
-    return RfqUpdate(r.symbol(route), r.req_str("e"), r.opt_id("R"), rest, ts, et, receipt)
+    return RfqUpdate(
+        symbol=r.symbol(route),
+        event=r.req_str("e"),
+        rfq_id=r.opt_id("R"),
+        quote_id=r.opt_id("u"),
+        client_id=r.opt_id("C"),
+        side=r.side("S") if r.d.get("S") is not None else None,
+        quantity=r.opt_dec("q"),
+        quote_quantity=r.opt_dec("Q"),
+        price=r.opt_dec("p"),
+        status=r.opt_str("X"),
+        submit_time=None if submit is None else submit * 1000,
+        expiry_time=None if expiry is None else expiry * 1000,
+        data=rest,
+        timestamp=ts,
+        event_time=et,
+        receipt=receipt,
+    )
 
 
 _Careful = Callable[[_Reader, _Route, int], Event]

@@ -8,18 +8,28 @@ so that whichever shell runs it, the same input gives the same output.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import subscriptions as sub
 from .book import BookManager
 from .events import (
+    BalanceUpdate,
+    BookTicker,
     BookUpdate,
+    Candle,
     DepthDelta,
     ErrorEvent,
     Event,
     FetchSnapshot,
+    Liquidation,
+    MarkPrice,
+    OpenInterest,
     OrderUpdate,
+    PositionUpdate,
     ResyncNeeded,
+    RfqUpdate,
+    Ticker,
     Trade,
 )
 from .messages import _UNPARSED, Decoder, _loads, decode_depth_snapshot
@@ -71,15 +81,77 @@ class _SeenIds:
         return len(self._new) + len(self._old)
 
 
+# channel -> the event type its frames decode to
+CHANNEL_EVENTS: dict[str, type] = {
+    sub.TRADES: Trade,
+    sub.L2_BOOK: DepthDelta,
+    sub.TICKER: BookTicker,
+    sub.TICKER_24H: Ticker,
+    sub.CANDLES: Candle,
+    sub.FUNDING: MarkPrice,
+    sub.OPEN_INTEREST: OpenInterest,
+    sub.LIQUIDATIONS: Liquidation,
+    sub.ORDER_INFO: OrderUpdate,
+    sub.FILLS: OrderUpdate,
+    sub.POSITIONS: PositionUpdate,
+    sub.BALANCES: BalanceUpdate,
+    sub.RFQ: RfqUpdate,
+}
+
+Accept = Mapping[type, frozenset[str] | None]
+
+
+def accepted(subscription: Mapping[str, Iterable[str] | None]) -> dict[type, frozenset[str] | None]:
+    """Which native symbols each event type may carry, from a ``{channel: [native symbols]}`` map.
+
+    An empty symbol list means every symbol (private channels subscribed without a symbol). Market-wide
+    streams (``liquidation``) are narrowed to the symbols asked for here, so a subscriber to one
+    symbol's liquidations gets that symbol's only.
+    """
+    out: dict[type, frozenset[str] | None] = {}
+    for channel, symbols in subscription.items():
+        kind = CHANNEL_EVENTS.get(channel)
+        if kind is None:
+            raise ValueError(f"unknown channel {channel!r}; valid: {', '.join(CHANNEL_EVENTS)}")
+        wanted = frozenset(symbols or ())
+        if kind is BalanceUpdate or not wanted:
+            out[kind] = None
+        elif kind in out:
+            previous = out[kind]
+            out[kind] = None if previous is None else previous | wanted
+        else:
+            out[kind] = wanted
+    return out
+
+
 class Router:
-    def __init__(self, *, max_buffer: int = 10_000, dedup_window: int = 4096) -> None:
+    """``accept`` bounds per-symbol state by the subscription: events of a type or symbol nobody
+    subscribed to (a server may send them) create no book, no snapshot fetch and no dedup memory, and
+    are counted in ``stats["unsubscribed"]``. ``None`` accepts everything (tests, tools)."""
+
+    def __init__(self, *, max_buffer: int = 10_000, dedup_window: int = 4096, accept: Accept | None = None) -> None:
         self.decoder = Decoder()
         self.books = BookManager(max_buffer=max_buffer)
         self._syncs = self.books._books  # symbol -> BookSync, read directly on the depth hot path
         self._trades: dict[str, _SeenIds] = {}
         self._fills = _SeenIds(dedup_window)
         self._dedup_window = dedup_window
-        self.stats = {"duplicate_trades": 0, "duplicate_fills": 0, "auth_errors": 0}
+        self._accept = None if accept is None else dict(accept)
+        self.stats = {"duplicate_trades": 0, "duplicate_fills": 0, "auth_errors": 0, "unsubscribed": 0}
+
+    def accepts(self, event: Any) -> bool:
+        accept = self._accept
+        if accept is None or type(event) is ErrorEvent:
+            return True
+        cls = type(event)
+        if cls not in accept:
+            return False
+        symbols = accept[cls]
+        return symbols is None or getattr(event, "symbol", None) in symbols
+
+    def _unsubscribed(self) -> list[Output]:
+        self.stats["unsubscribed"] += 1
+        return []
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -101,7 +173,7 @@ class Router:
             sync = self._syncs.get(event.symbol)
             if sync is not None:
                 return sync.on_decoded_delta(event)
-            return self.books.on_delta(event)
+            return self.books.on_delta(event) if self.accepts(event) else self._unsubscribed()
         if cls is Trade:
             # _SeenIds.add inlined for the common case: a known symbol, a new id, room in the set.
             seen = self._trades.get(event.symbol)
@@ -117,6 +189,8 @@ class Router:
     def _trade(self, event: Trade) -> list[Output]:
         seen = self._trades.get(event.symbol)
         if seen is None:
+            if not self.accepts(event):
+                return self._unsubscribed()
             seen = self._trades[event.symbol] = _SeenIds(self._dedup_window)
         if seen.add(event.id):
             return [event]
@@ -129,9 +203,16 @@ class Router:
             cls = type(event)
             if cls is DepthDelta:
                 sync = self._syncs.get(event.symbol)
-                out.extend(self.books.on_delta(event) if sync is None else sync.on_decoded_delta(event))
+                if sync is not None:
+                    out.extend(sync.on_decoded_delta(event))
+                elif self.accepts(event):
+                    out.extend(self.books.on_delta(event))
+                else:
+                    self._unsubscribed()
             elif cls is Trade:
                 out.extend(self._trade(event))
+            elif not self.accepts(event):
+                self._unsubscribed()
             elif cls is OrderUpdate and event.event == "orderFill" and event.trade_id is not None:
                 if self._fills.add(f"{event.symbol}:{event.trade_id}:{event.order_id}"):
                     out.append(event)
@@ -144,13 +225,16 @@ class Router:
         return out
 
     def receive_snapshot(self, symbol: str, body: Any, receipt: int = 0) -> list[Output]:
+        if symbol not in self.books:  # nobody asked for it: do not create a book for it
+            self.books.ignored += 1
+            return []
         snap = decode_depth_snapshot(symbol, body, receipt)
         if isinstance(snap, ErrorEvent):
             return [snap, *self.books.get(symbol).on_snapshot_failed()]
         return self.books.on_snapshot(snap)
 
     def snapshot_failed(self, symbol: str) -> list[Output]:
-        return self.books.get(symbol).on_snapshot_failed()
+        return self.books.on_snapshot_failed(symbol)
 
     def connection_lost(self, symbols: Iterable[str] | None = None) -> list[Output]:
         """Every book fed by the lost connection is invalid until resynchronised."""
@@ -162,4 +246,4 @@ class Router:
         return out
 
 
-__all__ = ["BookUpdate", "FetchSnapshot", "ResyncNeeded", "Router", "is_auth_error"]
+__all__ = ["CHANNEL_EVENTS", "BookUpdate", "FetchSnapshot", "ResyncNeeded", "Router", "accepted", "is_auth_error"]
