@@ -215,3 +215,27 @@ async def test_base_callback_isolates_each_consumer_for_both_feeds() -> None:
         await feed.callback(compat.TRADES, "t2", 2.0)
         assert feed.callback_errors == {"test_base_callback_isolates_each_consumer_for_both_feeds.<locals>.boom": 2}
     assert got == ["t1", "t2", "t1", "t2"]
+
+
+async def test_a_run_that_fails_unexpectedly_is_restarted_not_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On either cryptofeed line the feed's own coroutine survives a bug in one run: it is logged,
+    counted and started again, and nothing escapes into the FeedHandler."""
+    from backpack import feedbase
+
+    runs: list[int] = []
+
+    async def flaky_run(self: BackpackFeed, stop: asyncio.Event) -> None:
+        runs.append(len(runs) + 1)
+        if len(runs) < 3:
+            raise KeyError("bug in run")
+        await stop.wait()
+
+    monkeypatch.setattr(BackpackFeed, "_run", flaky_run)
+    monkeypatch.setattr(feedbase, "equal_jitter", lambda *a: 0.01)
+    feed = BackpackFeed(symbols=[SYM], channels=[compat.TRADES], config={"log": {"disabled": True}})
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(feed.run(stop) if compat.CRYPTOFEED_MAJOR >= 3 else feed._supervised(stop))
+    await until(lambda: len(runs) == 3)
+    assert not task.done() and feed.restarts == 2
+    stop.set()
+    await asyncio.wait_for(task, 5)  # ends cleanly, no exception
