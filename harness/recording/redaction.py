@@ -48,8 +48,12 @@ MIN_SECRET_LENGTH = 8
 """Shorter "secrets" are refused: redacting every ``"5000"`` or ``"a"`` would destroy ordinary data."""
 
 _URL_PASSWORD = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#@\s:]*:)(?P<pw>[^/?#@\s]*)@")
-_SIGNATURE_ARRAY = re.compile(r'"signature"(?P<sep>\s*:\s*)\[(?P<body>[^\]]*)\]')
-_ARRAY_ENTRY = re.compile(r'"(?:[^"\\]|\\.)*"|[^,\s\]]+')
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+_ENTRY = rf'(?:{_JSON_STRING}|[^\s,\]"\[{{}}]+)'
+# Unambiguous on purpose (entry, then optional ", entry" repeats): no catastrophic backtracking.
+_SIGNATURE_ARRAY = re.compile(rf'"signature"(?P<sep>\s*:\s*)\[(?P<body>\s*(?:{_ENTRY}\s*(?:,\s*{_ENTRY}\s*)*)?)\]')
+_SIGNATURE_STRING = re.compile(rf'"signature"(?P<sep>\s*:\s*){_JSON_STRING}')
+_ARRAY_ENTRY = re.compile(_ENTRY)
 
 
 def _variants(secret: str) -> set[str]:
@@ -149,23 +153,39 @@ class Redactor:
     def _signatures(self, text: str) -> str:
         marker = json.dumps(self.marker)
 
-        def entries(m: re.Match[str]) -> str:
+        def array(m: re.Match[str]) -> str:
             count = len(_ARRAY_ENTRY.findall(m.group("body")))
             return f'"signature"{m.group("sep")}[{",".join([marker] * count)}]'
 
-        redacted = _SIGNATURE_ARRAY.sub(entries, text)
+        redacted = _SIGNATURE_ARRAY.sub(array, text)
+        redacted = _SIGNATURE_STRING.sub(lambda m: f'"signature"{m.group("sep")}{marker}', redacted)
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError):
+            return redacted  # not JSON: the textual pass is all there is
+        expected = self._signature_values(obj)
         # The textual pass keeps the frame's exact layout; prove it caught everything, or re-encode.
         try:
-            obj = json.loads(redacted)
-        except ValueError:
-            return redacted
-        if isinstance(obj, dict) and "signature" in obj:
-            sig = obj["signature"]
-            if not (isinstance(sig, list) and all(v == self.marker for v in sig)):
-                size = len(sig) if isinstance(sig, list) else 1
-                obj["signature"] = [self.marker] * size
-                return json.dumps(obj, separators=(",", ":"), ensure_ascii=True)
-        return redacted
+            if json.loads(redacted) == expected:
+                return redacted
+        except (ValueError, RecursionError):
+            pass
+        return json.dumps(expected, separators=(",", ":"), ensure_ascii=True)
+
+    def _signature_values(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if k == "signature" and isinstance(v, list):
+                    out[k] = [self.marker] * len(v)
+                elif k == "signature" and isinstance(v, str):
+                    out[k] = self.marker
+                else:
+                    out[k] = self._signature_values(v)
+            return out
+        if isinstance(value, list):
+            return [self._signature_values(v) for v in value]
+        return value
 
     def _data(self, data: str | bytes) -> str | bytes:
         return self.ws_text(data) if isinstance(data, str) else self.binary(data)
