@@ -493,3 +493,15 @@ def test_binary_payload_encoding_is_standard_base64(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "b.jsonl", HEADER_LINE, json.dumps(
         {"k": "ws_recv", "t": 1, "c": "a", "r": 1, "b": base64.b64encode(payload).decode()}))
     assert read_recording(path).events[0].data == payload
+
+
+def test_the_documented_example_is_a_valid_recording(tmp_path: Path) -> None:
+    """The complete example in docs/recording-format.md reads as it says: complete, no damage."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "recording-format.md").read_text()
+    example = doc.split("## Example", 1)[1].split("```\n", 2)[1]
+    path = tmp_path / "example.jsonl"
+    path.write_text(example)
+    rec = read_recording(path)
+    assert rec.damage is None and rec.complete and len(rec.events) == 14
+    assert [e.kind for e in rec.events].count("ws_recv") == 4
+    assert rec.events[10].data == bytes([0, 1, 2, 255])

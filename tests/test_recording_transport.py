@@ -296,7 +296,8 @@ async def test_live_feed_recorded_with_private_channels_and_no_secret_on_disk(tm
             await drive(server, 600)
             await until(lambda: collector.items[compat.TRADES] and collector.items[compat.ORDER_INFO]
                         and collector.items[compat.L2_BOOK], "trades, orders and books")
-            await asyncio.sleep(0.7)  # let a couple of protocol pings arrive
+            await until(lambda: any(f.kind == "ping" for c in server.connections.values() for f in c.sent),
+                        "a protocol ping from the server")
             await drive(server, 20)
             await until(lambda: any(isinstance(o, ev.Trade) for o in outputs[-50:]), "late trades")
         await transport.close()

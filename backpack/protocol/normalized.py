@@ -193,11 +193,18 @@ class Normalizer:
 
     def record(self, output: Any) -> list[dict[str, Any]]:
         """0, 1 or 2 records for one output (an ``orderFill`` gives an ``order`` and a ``fill``)."""
-        handler = self._handlers.get(type(output))
+        handler = self._handler(type(output))
         if handler is None:
             self.ignored += 1
             return []
         return handler(self, output)
+
+    def _handler(self, cls: type) -> Callable[[Normalizer, Any], list[dict[str, Any]]] | None:
+        handler = self._handlers.get(cls)
+        if handler is None:
+            # A subclass (e.g. an event type another branch extends) is normalized as its base.
+            handler = next((self._handlers[base] for base in cls.__mro__[1:] if base in self._handlers), None)
+        return handler
 
     # -- helpers ------------------------------------------------------------------------------------
 

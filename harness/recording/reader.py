@@ -586,8 +586,8 @@ class Summary:
         if self.damage:
             lines.append(f"damage      {self.damage}")
         lines += [f"kind        {k:<16} {v}" for k, v in sorted(self.kinds.items())]
-        lines += [f"stream      {k:<32} {v}" for k, v in sorted(self.streams.items())]
-        lines += [f"request     {k:<32} {v}" for k, v in sorted(self.requests.items())]
+        lines += [f"stream      {k:<40} {v}" for k, v in sorted(self.streams.items())]
+        lines += [f"request     {k:<40} {v}" for k, v in sorted(self.requests.items())]
         return "\n".join(lines)
 
 
