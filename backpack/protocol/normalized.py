@@ -1,0 +1,388 @@
+"""The canonical normalized event stream, schema v1: Router outputs (+ the book) -> JSON lines.
+
+Every consumer that compares feeds (tests, the replay CLI, parity, bisect, conformance) reads this one
+stream, so its bytes are the contract: one JSON object per line, keys sorted, no whitespace, ASCII
+only; prices and sizes as canonical decimal strings; timestamps as integer microseconds. The field
+names per type are those of the architecture notes ("Normalized event schema, version 1"), listed in
+``SCHEMA`` below.
+
+Canonical decimals are ``format(Decimal(x).normalize(), "f")``, so ``"86700.0"``, ``"86700"`` and
+``"8.67E+4"`` all print ``86700``; two deliberate refinements: normalisation runs in an unbounded
+context (the default 28-digit context would round a long value), and negative zero prints ``0``: it is
+the same quantity, and a canonical form must not depend on the sign of nothing.
+
+Pure and deterministic: nothing here reads a clock or iterates an unordered container into the output,
+so the same outputs give byte-identical lines under every ``PYTHONHASHSEED``.
+
+Timing matters for ``book`` records: the top levels are read from the Router's book when the output is
+normalized, so feed each Router call's outputs to ``Normalizer.lines`` before the next call changes the
+book (the Router emits at most one ``BookUpdate`` per call and it describes the book as the call left it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
+from typing import Any
+
+from .book import BookManager
+from .events import (
+    RAW_LIMIT,
+    BalanceUpdate,
+    BookTicker,
+    BookUpdate,
+    Candle,
+    ErrorEvent,
+    Liquidation,
+    MarkPrice,
+    OpenInterest,
+    OrderUpdate,
+    PositionUpdate,
+    ResyncNeeded,
+    RfqUpdate,
+    Ticker,
+    Trade,
+)
+from .symbols import normalize_symbol
+
+SCHEMA_VERSION = 1
+EXCHANGE = "BACKPACK"
+DEFAULT_DEPTH = 10
+
+COMMON_FIELDS = ("type", "exchange", "symbol", "timestamp", "receipt")
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "trade": ("id", "side", "price", "amount"),
+    "book": ("kind", "sequence", "bids", "asks", "delta"),
+    "book_resync": ("reason", "expected", "got"),
+    "bbo": ("bid", "bid_size", "ask", "ask_size", "sequence"),
+    "ticker": ("open", "high", "low", "close", "volume", "quote_volume", "trades"),
+    "candle": ("interval", "start", "stop", "open", "high", "low", "close", "volume", "trades", "closed"),
+    "funding": ("mark_price", "index_price", "rate", "next_funding_time"),
+    "open_interest": ("open_interest",),
+    "liquidation": ("side", "price", "amount"),
+    "order": ("event", "order_id", "client_order_id", "side", "order_type", "status", "price", "amount",
+              "filled", "remaining", "time_in_force", "post_only"),
+    "fill": ("order_id", "trade_id", "side", "price", "amount", "fee", "fee_asset", "liquidity"),
+    "position": ("entry_price", "break_even_price", "mark_price", "quantity", "notional",
+                 "liquidation_price", "realized_pnl", "unrealized_pnl"),
+    "balance": ("asset", "available", "locked", "staked"),
+    "error": ("code", "message", "raw"),
+    "rfq": ("event", "rfq_id", "data"),  # an extra type: RFQ updates are informational
+}
+"""The fixed fields per type (every record also has ``COMMON_FIELDS``; extra fields are allowed)."""
+
+_UNBOUNDED = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
+def canonical_decimal(value: Any) -> str | None:
+    """Canonical text of a decimal value; ``None`` stays ``None``. Never raises.
+
+    Non-finite values print as ``NaN`` / ``Infinity`` / ``-Infinity``; a value that is not a number at
+    all (a foreign extra field) prints as its ``str``, so nothing is silently lost.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        value = repr(value)  # the shortest text that round-trips the double, never Decimal(float)
+    try:
+        d = value if isinstance(value, Decimal) else Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return str(value)
+    if not d.is_finite():
+        return "NaN" if d.is_nan() else ("-Infinity" if d.is_signed() else "Infinity")
+    if not d:
+        return "0"  # 0, -0, 0E-8, 0.00000
+    return format(d.normalize(_UNBOUNDED), "f")
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One canonical line (no newline): sorted keys, compact separators, ASCII, no NaN."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _levels(levels: Any) -> list[list[str | None]]:
+    out: list[list[str | None]] = []
+    for level in levels or ():
+        try:
+            price, size = level
+        except (TypeError, ValueError):
+            continue  # the book machine refuses such a delta anyway; the output must not crash
+        out.append([canonical_decimal(price), canonical_decimal(size)])
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Free-form data (RFQ ``data``) made canonical: Decimals and floats become decimal strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float | Decimal):
+        return canonical_decimal(value)
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+def _time(event: Any) -> int | None:
+    """Exchange time: ``T`` where the frame has it (``timestamp``), else ``E`` (``event_time``)."""
+    ts = _int(getattr(event, "timestamp", None))
+    if ts:
+        return ts
+    return _int(getattr(event, "event_time", None))
+
+
+def _remaining(event: OrderUpdate) -> str | None:
+    amount = getattr(event, "amount", None)
+    if amount is None:
+        return None
+    filled = getattr(event, "filled", None)
+    try:
+        return canonical_decimal(amount - (filled if filled is not None else Decimal(0)))
+    except (TypeError, ArithmeticError):
+        return None
+
+
+class Normalizer:
+    """Turns Router outputs into schema-v1 records; give it the Router's ``BookManager`` (``router.books``).
+
+    ``depth`` is N, the levels per side in ``book`` records (None: the whole book). ``symbol`` maps a
+    native symbol to the cryptofeed name; the default is the exchange's rule (``normalize_symbol``), and a
+    symbol that breaks the rule is passed through as it is rather than dropped.
+    """
+
+    def __init__(self, books: BookManager | None = None, *, depth: int | None = DEFAULT_DEPTH,
+                 symbol: Callable[[str], str] | None = None) -> None:
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+            raise ValueError(f"depth must be a positive integer or None, got {depth!r}")
+        self.books = books
+        self.depth = depth
+        self._symbol = symbol
+        self.ignored = 0  # outputs that are not events (FetchSnapshot, Send) or of an unknown type
+
+    @classmethod
+    def for_router(cls, router: Any, **kwargs: Any) -> Normalizer:
+        return cls(router.books, **kwargs)
+
+    # -- public -------------------------------------------------------------------------------------
+
+    def lines(self, outputs: Iterable[Any]) -> list[str]:
+        """Canonical lines (no newlines) for one Router call's outputs, in order."""
+        return [dumps(r) for r in self.records(outputs)]
+
+    def records(self, outputs: Iterable[Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for output in outputs:
+            out.extend(self.record(output))
+        return out
+
+    def record(self, output: Any) -> list[dict[str, Any]]:
+        """0, 1 or 2 records for one output (an ``orderFill`` gives an ``order`` and a ``fill``)."""
+        handler = self._handler(type(output))
+        if handler is None:
+            self.ignored += 1
+            return []
+        return handler(self, output)
+
+    def _handler(self, cls: type) -> Callable[[Normalizer, Any], list[dict[str, Any]]] | None:
+        handler = self._handlers.get(cls)
+        if handler is None:
+            # A subclass (e.g. an event type another branch extends) is normalized as its base.
+            handler = next((self._handlers[base] for base in cls.__mro__[1:] if base in self._handlers), None)
+        return handler
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _sym(self, native: Any) -> str | None:
+        if native is None:
+            return None
+        if not isinstance(native, str):
+            return str(native)
+        if self._symbol is not None:
+            try:
+                return self._symbol(native)
+            except (KeyError, ValueError):
+                pass
+        try:
+            return normalize_symbol(native)
+        except ValueError:
+            return native
+
+    def _base(self, kind: str, event: Any, symbol: Any, timestamp: int | None) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "exchange": EXCHANGE,
+            "symbol": self._sym(symbol),
+            "timestamp": timestamp,
+            "receipt": _int(getattr(event, "receipt", None)),
+        }
+
+    # -- per type -----------------------------------------------------------------------------------
+
+    def _trade(self, e: Trade) -> list[dict[str, Any]]:
+        r = self._base("trade", e, e.symbol, _time(e))
+        r.update(id=_str(e.id), side=_str(e.side), price=canonical_decimal(e.price), amount=canonical_decimal(e.amount))
+        return [r]
+
+    def _book(self, e: BookUpdate) -> list[dict[str, Any]]:
+        r = self._base("book", e, e.symbol, _int(e.timestamp) or None)
+        bids: list[list[str | None]] = []
+        asks: list[list[str | None]] = []
+        books = self.books
+        if books is not None and e.symbol in books:
+            top_bids, top_asks = books.get(e.symbol).book.top(self.depth)
+            bids, asks = _levels(top_bids), _levels(top_asks)
+        delta = e.delta
+        r.update(
+            kind=_str(e.kind), sequence=_int(e.sequence), bids=bids, asks=asks,
+            delta=None if delta is None else {"bids": _levels(delta.bids), "asks": _levels(delta.asks)},
+        )
+        return [r]
+
+    def _resync(self, e: ResyncNeeded) -> list[dict[str, Any]]:
+        r = self._base("book_resync", e, e.symbol, None)
+        r.update(reason=_str(e.reason), expected=_int(e.expected), got=_int(e.got))
+        return [r]
+
+    def _bbo(self, e: BookTicker) -> list[dict[str, Any]]:
+        r = self._base("bbo", e, e.symbol, _time(e))
+        r.update(bid=canonical_decimal(e.bid), bid_size=canonical_decimal(e.bid_size),
+                 ask=canonical_decimal(e.ask), ask_size=canonical_decimal(e.ask_size), sequence=_int(e.sequence))
+        return [r]
+
+    def _ticker(self, e: Ticker) -> list[dict[str, Any]]:
+        r = self._base("ticker", e, e.symbol, _time(e))
+        d = canonical_decimal
+        r.update(open=d(e.open), high=d(e.high), low=d(e.low), close=d(e.close), volume=d(e.volume),
+                 quote_volume=d(e.quote_volume), trades=_int(e.trades))
+        return [r]
+
+    def _candle(self, e: Candle) -> list[dict[str, Any]]:
+        r = self._base("candle", e, e.symbol, _time(e))
+        d = canonical_decimal
+        r.update(interval=_str(e.interval), start=_int(e.start), stop=_int(e.stop), open=d(e.open), high=d(e.high),
+                 low=d(e.low), close=d(e.close), volume=d(e.volume), trades=_int(e.trades),
+                 closed=_bool(e.closed))
+        return [r]
+
+    def _funding(self, e: MarkPrice) -> list[dict[str, Any]]:
+        r = self._base("funding", e, e.symbol, _time(e))
+        r.update(mark_price=canonical_decimal(e.mark_price), index_price=canonical_decimal(e.index_price),
+                 rate=canonical_decimal(e.funding_rate), next_funding_time=_int(e.next_funding_time))
+        return [r]
+
+    def _open_interest(self, e: OpenInterest) -> list[dict[str, Any]]:
+        r = self._base("open_interest", e, e.symbol, _time(e))
+        r.update(open_interest=canonical_decimal(e.open_interest))
+        return [r]
+
+    def _liquidation(self, e: Liquidation) -> list[dict[str, Any]]:
+        r = self._base("liquidation", e, e.symbol, _time(e))
+        r.update(side=_str(e.side), price=canonical_decimal(e.price), amount=canonical_decimal(e.amount))
+        return [r]
+
+    def _order(self, e: OrderUpdate) -> list[dict[str, Any]]:
+        d = canonical_decimal
+        g = getattr  # fields other engineers are adding or retyping are read defensively
+        ts = _time(e)
+        order = self._base("order", e, e.symbol, ts)
+        order.update(
+            event=_str(e.event), order_id=_str(e.order_id), client_order_id=_str(e.client_order_id),
+            side=_str(e.side), order_type=_str(e.order_type), status=_str(e.status), price=d(e.price),
+            amount=d(e.amount), filled=d(e.filled), remaining=_remaining(e),
+            time_in_force=_str(e.time_in_force), post_only=_bool(e.post_only),
+            # extras
+            trigger_price=d(g(e, "trigger_price", None)), trigger_quantity=d(g(e, "trigger_quantity", None)),
+        )
+        out = [order]
+        # The same condition as the feed's FILLS callback, so both count the same fills.
+        if e.event == "orderFill" and g(e, "last_fill_amount", None) is not None:
+            maker = g(e, "maker", None)
+            fill = self._base("fill", e, e.symbol, ts)
+            fill.update(
+                order_id=_str(e.order_id), trade_id=_str(g(e, "trade_id", None)), side=_str(e.side),
+                price=d(g(e, "last_fill_price", None)), amount=d(e.last_fill_amount), fee=d(g(e, "fee", None)),
+                fee_asset=_str(g(e, "fee_asset", None)),
+                liquidity=None if not isinstance(maker, bool) else ("maker" if maker else "taker"),
+            )
+            out.append(fill)
+        return out
+
+    def _position(self, e: PositionUpdate) -> list[dict[str, Any]]:
+        d = canonical_decimal
+        r = self._base("position", e, e.symbol, _time(e))
+        r.update(
+            entry_price=d(e.entry_price), break_even_price=d(e.break_even_price), mark_price=d(e.mark_price),
+            quantity=d(e.quantity), notional=d(e.notional), liquidation_price=d(e.liquidation_price),
+            realized_pnl=d(e.realized_pnl), unrealized_pnl=d(e.unrealized_pnl),
+            # extras
+            event=_str(e.event), position_id=_str(e.position_id),
+        )
+        return [r]
+
+    def _balance(self, e: BalanceUpdate) -> list[dict[str, Any]]:
+        # A balance belongs to an asset, not a market: ``symbol`` is null and the asset is in ``asset``.
+        r = self._base("balance", e, None, _time(e))
+        d = canonical_decimal
+        r.update(asset=_str(e.asset), available=d(e.available), locked=d(e.locked), staked=d(e.staked),
+                 event=_str(e.event))
+        return [r]
+
+    def _rfq(self, e: RfqUpdate) -> list[dict[str, Any]]:
+        r = self._base("rfq", e, e.symbol, _time(e))
+        r.update(event=_str(e.event), rfq_id=_str(e.rfq_id), data=_plain(e.data if e.data is not None else {}))
+        return [r]
+
+    def _error(self, e: ErrorEvent) -> list[dict[str, Any]]:
+        r = self._base("error", e, None, None)
+        code = e.code
+        if code is not None and not (type(code) is int or isinstance(code, str)):
+            code = str(code)
+        raw = e.raw if isinstance(e.raw, str) else _str(e.raw)
+        r.update(code=code, message=_str(e.message), raw=None if raw is None else raw[:RAW_LIMIT],
+                 stream=_str(getattr(e, "stream", None)))
+        return [r]
+
+    _handlers: dict[type, Callable[[Normalizer, Any], list[dict[str, Any]]]] = {
+        Trade: _trade,
+        BookUpdate: _book,
+        ResyncNeeded: _resync,
+        BookTicker: _bbo,
+        Ticker: _ticker,
+        Candle: _candle,
+        MarkPrice: _funding,
+        OpenInterest: _open_interest,
+        Liquidation: _liquidation,
+        OrderUpdate: _order,
+        PositionUpdate: _position,
+        BalanceUpdate: _balance,
+        RfqUpdate: _rfq,
+        ErrorEvent: _error,
+    }
+
+
+def normalize(outputs: Iterable[Any], books: BookManager | None = None, *, depth: int | None = DEFAULT_DEPTH
+              ) -> list[str]:
+    """One-shot form of ``Normalizer(books, depth=depth).lines(outputs)``."""
+    return Normalizer(books, depth=depth).lines(outputs)
+
+
+__all__ = [
+    "COMMON_FIELDS", "DEFAULT_DEPTH", "EXCHANGE", "SCHEMA", "SCHEMA_VERSION", "Normalizer", "canonical_decimal",
+    "dumps", "normalize",
+]

@@ -1,0 +1,1 @@
+"""Transports of the harness: implementations of ``backpack.transport.Transport`` that record or replay."""
