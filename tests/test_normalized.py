@@ -194,7 +194,7 @@ def test_none_everywhere_does_not_crash() -> None:
         ev.PositionUpdate("S_T", None, None, None, None, None, None, None, None, None, None, None, None, None,
                           None, None, None),
         ev.BalanceUpdate(None, None, None, None, None, None, None, None),
-        ev.RfqUpdate("S_T", "rfqActive", None, None, None, None, None),
+        ev.RfqUpdate("S_T", "rfqActive", *[None] * 14),
         ev.ErrorEvent(None, None, None, None, None),
         ev.ResyncNeeded("bad-sym-", "gap", None, None, None),
     ]
@@ -204,12 +204,15 @@ def test_none_everywhere_does_not_crash() -> None:
 
 
 def test_rfq_data_is_canonical_and_symbols_use_the_given_mapping() -> None:
-    rfq = ev.RfqUpdate("SOL_USDC_RFQ", "rfqActive", "113", {"q": "10", "f": 0.5, "n": [D("1.0")], "z": {"b": 1}},
-                       1, 2, 3)
+    rfq = ev.RfqUpdate("SOL_USDC_RFQ", "rfqCandidate", "113", "7", "c1", "buy", D("10.0"), D("150"), D("15.50"),
+                       "New", 1_000, 2_000_000, {"o": "10", "f": 0.5, "n": [D("1.0")], "z": {"b": 1}}, 1, 2, 3)
     n = Normalizer(symbol=lambda native: {"SOL_USDC_RFQ": "SOL/USDC:RFQ"}[native])
     (r,) = n.records([rfq])
-    assert r["data"] == {"q": "10", "f": "0.5", "n": ["1"], "z": {"b": 1}} and r["symbol"] == "SOL/USDC:RFQ"
-    (r2,) = n.records([ev.RfqUpdate("OTHER_X", "rfqActive", None, {}, 1, 2, 3)])
+    assert r["data"] == {"o": "10", "f": "0.5", "n": ["1"], "z": {"b": 1}} and r["symbol"] == "SOL/USDC:RFQ"
+    assert (r["quote_id"], r["client_id"], r["side"], r["quantity"], r["quote_quantity"], r["price"]) == (
+        "7", "c1", "buy", "10", "150", "15.5")
+    assert (r["status"], r["submit_time"], r["expiry_time"]) == ("New", 1_000, 2_000_000)
+    (r2,) = n.records([ev.RfqUpdate("OTHER_X", "rfqActive", None, *[None] * 9, {}, 1, 2, 3)])
     assert r2["symbol"] == "OTHER-X"  # unknown to the mapping: the rule applies
 
 

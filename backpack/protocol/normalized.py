@@ -68,7 +68,8 @@ SCHEMA: dict[str, tuple[str, ...]] = {
                  "liquidation_price", "realized_pnl", "unrealized_pnl"),
     "balance": ("asset", "available", "locked", "staked"),
     "error": ("code", "message", "raw"),
-    "rfq": ("event", "rfq_id", "data"),  # an extra type: RFQ updates are informational
+    "rfq": ("event", "rfq_id", "quote_id", "client_id", "side", "quantity", "quote_quantity", "price", "status",
+            "submit_time", "expiry_time", "data"),  # an extra type beyond schema v1's list
 }
 """The fixed fields per type (every record also has ``COMMON_FIELDS``; extra fields are allowed)."""
 
@@ -345,7 +346,12 @@ class Normalizer:
 
     def _rfq(self, e: RfqUpdate) -> list[dict[str, Any]]:
         r = self._base("rfq", e, e.symbol, _time(e))
-        r.update(event=_str(e.event), rfq_id=_str(e.rfq_id), data=_plain(e.data if e.data is not None else {}))
+        d = canonical_decimal
+        r.update(event=_str(e.event), rfq_id=_str(e.rfq_id), quote_id=_str(e.quote_id),
+                 client_id=_str(e.client_id), side=_str(e.side), quantity=d(e.quantity),
+                 quote_quantity=d(e.quote_quantity), price=d(e.price), status=_str(e.status),
+                 submit_time=_int(e.submit_time), expiry_time=_int(e.expiry_time),
+                 data=_plain(e.data if e.data is not None else {}))
         return [r]
 
     def _error(self, e: ErrorEvent) -> list[dict[str, Any]]:
