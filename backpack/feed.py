@@ -21,6 +21,7 @@ from .protocol import events as ev
 from .protocol.router import Router, is_auth_error
 from .protocol.subscriptions import streams_for
 from .protocol.symbols import SymbolCache, SymbolMap
+from .protocol.wire import FEED_MARKET_TYPES
 from .rest import RestClient
 from .session import WsSessionManager
 from .transport import Transport, TransportError, WsFrame
@@ -30,7 +31,7 @@ LOG = logging.getLogger("backpack.feed")
 ProtocolCallback = Callable[[Any], Awaitable[None] | None]
 
 # Without marketType the exchange lists only SPOT and PERP; ask for every type a feed may subscribe to.
-MARKET_TYPES = ("SPOT", "PERP", "IPERP", "DATED", "PREDICTION")
+MARKET_TYPES = FEED_MARKET_TYPES
 
 
 class BackpackFeed(BackpackFeedBase):
