@@ -22,21 +22,30 @@ from .events import (
     ResyncNeeded,
     Trade,
 )
-from .messages import _UNPARSED, Decoder, _loads, decode_depth_snapshot
+from .messages import _UNPARSED, Decoder, _loads, _Slow, decode_depth_snapshot
+from .wire import WS_ERROR_CODES
 
 LOG = logging.getLogger("backpack.router")
 
 Output = Any  # events.Event | BookUpdate | ResyncNeeded | FetchSnapshot
 
-# Errors that mean the exchange refused a private subscription. The exchange documents no code for
-# this, so we match the message text; see docs/decisions.md.
+# Words of a refused private subscription. The exchange documents no code for that refusal, so the
+# text decides, but only for codes it does not document; see docs/decisions.md.
 _AUTH_WORDS = ("signature", "auth", "expired", "window", "timestamp", "verifying key", "api key")
 
 
 def is_auth_error(event: ErrorEvent) -> bool:
-    if event.code is None:
+    """Whether an error frame refuses a private subscription: by code first, by text only as a fallback.
+
+    The documented WS codes (``wire.WS_ERROR_CODES``: parse error, invalid stream, invalid depth
+    window) are about the request, never about authentication, whatever their text says; counting
+    them would let a few ``4008 Invalid depth window`` frames stop private channels for good. Local
+    decode failures (no code) and REST errors (text codes) are not subscription answers at all.
+    """
+    code = event.code
+    if type(code) is not int or code in WS_ERROR_CODES:
         return False
-    text = event.message.lower()
+    text = event.message.lower().replace("depth window", "")  # a stream's window, not the signature's
     return any(word in text for word in _AUTH_WORDS)
 
 
@@ -92,6 +101,8 @@ class Router:
         msg: Any = _UNPARSED
         try:
             msg = _loads(data)
+            if "error" in msg:  # as in Decoder.decode: the careful path reports it with the data
+                raise _Slow
             event = decoder._fast[msg["stream"]](msg["data"], receipt)
         except Exception:
             return self._route(decoder._careful(data, msg, receipt))
