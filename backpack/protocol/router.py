@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from .book import BookManager
+from .book import DEFAULT_MAX_OLD_DELTAS, BookManager
 from .events import (
     BookUpdate,
     DepthDelta,
@@ -81,9 +81,11 @@ class _SeenIds:
 
 
 class Router:
-    def __init__(self, *, max_buffer: int = 10_000, dedup_window: int = 4096) -> None:
+    def __init__(
+        self, *, max_buffer: int = 10_000, dedup_window: int = 4096, max_old_deltas: int = DEFAULT_MAX_OLD_DELTAS
+    ) -> None:
         self.decoder = Decoder()
-        self.books = BookManager(max_buffer=max_buffer)
+        self.books = BookManager(max_buffer=max_buffer, max_old_deltas=max_old_deltas)
         self._syncs = self.books._books  # symbol -> BookSync, read directly on the depth hot path
         self._trades: dict[str, _SeenIds] = {}
         self._fills = _SeenIds(dedup_window)
