@@ -8,7 +8,8 @@ with the lenient rules in :mod:`backpack.protocol.numbers` (strings or JSON numb
 nulls, absent optional fields, the position snapshot) and either builds the same event or explains
 precisely what is wrong in an :class:`ErrorEvent`. The fast path accepts a strict subset of what
 the careful path accepts and builds identical events for it (a property test checks this), so the
-split is invisible to callers.
+split is invisible to callers. A frame with an ``error`` member always takes the careful path, which
+reports the error after the envelope's events when the frame also carries ``stream`` and ``data``.
 
 Decimal fields that arrive as JSON numbers are accepted via ``repr(float)`` (see ``numbers``) and
 counted in ``Decoder.stats["coerced"]``.
