@@ -68,8 +68,11 @@ def test_add_feed_by_the_exported_id() -> None:
     from backpack import BACKPACK, compat
     from backpack.feed import BackpackFeed
 
+    async def on_trade(trade: object, receipt: float) -> None:
+        pass
+
     fh = FeedHandler(config={"log": {"disabled": True}})
-    fh.add_feed(BACKPACK, symbols=["SOL-USDC"], channels=[compat.TRADES], callbacks={compat.TRADES: print})
+    fh.add_feed(BACKPACK, symbols=["SOL-USDC"], channels=[compat.TRADES], callbacks={compat.TRADES: on_trade})
     assert isinstance(fh.feeds[0], BackpackFeed) and fh.feeds[0].id == BACKPACK
 
 
@@ -82,7 +85,7 @@ def test_a_missing_feed_stack_only_skips_registration(missing: str) -> None:
     "missing",
     [
         "pydantic",  # the feed's config needs it: a broken install, not an absent feed stack
-        "yapic",  # a dependency of cryptofeed that is not part of its I/O stack
+        "order_book",  # a dependency of cryptofeed (both lines) that is not part of its I/O stack
         "cryptofeed.exchanges",  # a part of an installed cryptofeed: broken, not absent
         "backpack.config",  # our own module
     ],
