@@ -26,7 +26,7 @@ from backpack.protocol.wire import CANDLE_INTERVALS, CANDLE_SECONDS, DEPTH_SPEED
 
 # Kline intervals and their lengths in seconds ("1month" is calendar based: 0).
 INTERVALS: dict[str, int] = {iv: CANDLE_SECONDS.get(iv, 0) for iv in CANDLE_INTERVALS}
-DEPTH_WINDOWS_US: dict[str, int] = DEPTH_SPEED_US
+DEPTH_WINDOWS_US = DEPTH_SPEED_US
 # Fields the live wire sends as JSON integers that docs/ccxt samples sometimes show as strings.
 WIRE_INT_KEYS = frozenset({"E", "T", "U", "u", "t"})
 DEFAULT_START_US = 1_754_006_400_000_000  # 2025-08-01T00:00:00Z: fixed so sessions are reproducible

@@ -160,3 +160,10 @@ def test_derived_tables_agree_with_their_names() -> None:
     assert wire.DEPTH_SPEED_US == {"200ms": 200_000, "600ms": 600_000, "1000ms": 1_000_000}
     assert wire.FEED_MARKET_TYPES == ("SPOT", "PERP", "IPERP", "DATED", "PREDICTION")
     assert "RFQ" in wire.MARKET_TYPES and len(set(wire.MARKET_TYPES)) == len(wire.MARKET_TYPES)
+
+
+@pytest.mark.parametrize("table", ["CANDLE_SECONDS", "DEPTH_SPEED_US", "INSTRUMENT_TYPES", "WS_ERROR_CODES"])
+def test_shared_tables_are_read_only(table: str) -> None:
+    """Every importer holds the same object, so one of them changing it would change it for all."""
+    with pytest.raises(TypeError):
+        getattr(wire, table)["X"] = 1  # type: ignore[index]
