@@ -58,6 +58,7 @@ from . import compat
 from .backoff import equal_jitter
 from .config import PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig
 from .feedbase import BackpackFeedBase
+from .protocol.wire import CANDLE_SECONDS
 
 LOG = logging.getLogger("backpack.ccxt_feed")
 
@@ -69,10 +70,7 @@ BACKOFF_CAP = 30.0
 _DELIVERED_IDS_MIN = 1000
 
 # Candle lengths in seconds; "1month" is calendar based (see _candle_start).
-_INTERVAL_SECONDS = {
-    "1s": 1, "1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
-    "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400, "3d": 259200, "1w": 604800,
-}  # fmt: skip
+_INTERVAL_SECONDS = CANDLE_SECONDS
 
 _SUPPORTED = (
     compat.TRADES,

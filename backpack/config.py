@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from backpack.protocol.auth import MAX_WINDOW_MS, MIN_WINDOW_MS, KeyMaterialError, Signer, decode_key
+from backpack.protocol.wire import DEPTH_LIMITS, DEPTH_SPEEDS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ PRODUCTION_REST_URL = "https://api.backpack.exchange"
 PRODUCTION_WS_URL = "wss://ws.backpack.exchange"
 NATIVE_ENV = "CRYPTOFEED_BACKPACK_NATIVE"
 SECTION = "backpack"
-DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -213,7 +213,7 @@ class BackpackConfig(BaseModel):
 
     window_ms: int = 5000
     depth_limit: int = 1000
-    depth_speed: Literal[None, "200ms", "600ms", "1000ms"] = None
+    depth_speed: str | None = None  # one of wire.DEPTH_SPEEDS (checked below); None is realtime
     symbol_cache_ttl: float = 3600.0
     native_enabled: bool = Field(default=True, validate_default=True)
 
@@ -329,8 +329,10 @@ class BackpackConfig(BaseModel):
     def _check_depth_speed(cls, value: Any) -> Any:
         if value in (None, "realtime"):
             return None
-        if value not in ("200ms", "600ms", "1000ms"):
-            raise PydanticCustomError("choice", "must be one of 200ms, 600ms, 1000ms or null for realtime")
+        if value not in DEPTH_SPEEDS:
+            raise PydanticCustomError(
+                "choice", "must be one of {choices} or null for realtime", {"choices": ", ".join(DEPTH_SPEEDS)}
+            )
         return value
 
     @field_validator("native_enabled", mode="before")

@@ -21,6 +21,7 @@ from .protocol import events as ev
 from .protocol.router import Router, accepted, is_auth_error
 from .protocol.subscriptions import streams_for
 from .protocol.symbols import SymbolCache, SymbolMap
+from .protocol.wire import FEED_MARKET_TYPES
 from .rest import RestClient
 from .session import WsSessionManager
 from .transport import Transport, TransportError, WsFrame
@@ -30,7 +31,7 @@ LOG = logging.getLogger("backpack.feed")
 ProtocolCallback = Callable[[Any], Awaitable[None] | None]
 
 # Without marketType the exchange lists only SPOT and PERP; ask for every type a feed may subscribe to.
-MARKET_TYPES = ("SPOT", "PERP", "IPERP", "DATED", "PREDICTION")
+MARKET_TYPES = FEED_MARKET_TYPES
 
 
 class BackpackFeed(BackpackFeedBase):
@@ -138,7 +139,8 @@ class BackpackFeed(BackpackFeedBase):
         self.symbol_map = self.symbols.update(payload, now=self._transport.now_us() / 1_000_000)
         for warning in self.symbols.warnings:
             LOG.warning("%s: %s", self.id, warning)
-        wanted = {s for symbols in self.subscription.values() for s in (symbols or ())}
+        # RFQ markets (<spot>_RFQ) are never listed by /markets: their absence says nothing.
+        wanted = {s for symbols in self.subscription.values() for s in (symbols or ()) if not s.endswith("_RFQ")}
         for native in sorted(wanted - set(self.symbol_map.natives())):
             LOG.error("%s: %s is not listed by /api/v1/markets; the exchange sends nothing for unknown symbols",
                       self.id, native)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from . import compat
+from . import BACKPACK, compat
 from .config import NATIVE_ENV, BackpackConfig, section_of
 
 LOG = logging.getLogger("backpack")
@@ -36,7 +36,7 @@ def feed_class(config: Any = None, environ: Mapping[str, str] | None = None) -> 
 class Backpack:
     """What ``EXCHANGE_MAP['BACKPACK']`` holds: constructing it builds the flagged implementation."""
 
-    id = "BACKPACK"
+    id = BACKPACK
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         impl = feed_class(kwargs.get("backpack_config") or kwargs.get("config"))
@@ -46,4 +46,4 @@ class Backpack:
 
 
 def register() -> None:
-    compat.register("BACKPACK", Backpack)
+    compat.register(BACKPACK, Backpack)

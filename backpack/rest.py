@@ -27,14 +27,12 @@ from backpack.errors import (
     error_from_response,
 )
 from backpack.protocol.auth import DEFAULT_WINDOW_MS, MAX_WINDOW_MS, MIN_WINDOW_MS, Signer
+from backpack.protocol.wire import CANDLE_INTERVALS, DEPTH_LIMITS
 from backpack.transport import HttpRequest, HttpResponse, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
-DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
-KLINE_INTERVALS = frozenset(
-    {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1month"}
-)
+KLINE_INTERVALS = frozenset(CANDLE_INTERVALS)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "PUT", "OPTIONS"})
 

@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-# Kline intervals and their lengths in seconds ("1month" is calendar based).
-INTERVALS: dict[str, int] = {
-    "1s": 1, "1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
-    "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400, "3d": 259200, "1w": 604800,
-    "1month": 0,
-}  # fmt: skip
-DEPTH_WINDOWS_US: dict[str, int] = {"200ms": 200_000, "600ms": 600_000, "1000ms": 1_000_000}
+from backpack.protocol.wire import CANDLE_INTERVALS, CANDLE_SECONDS, DEPTH_SPEED_US
+
+# Kline intervals and their lengths in seconds ("1month" is calendar based: 0).
+INTERVALS: dict[str, int] = {iv: CANDLE_SECONDS.get(iv, 0) for iv in CANDLE_INTERVALS}
+DEPTH_WINDOWS_US = DEPTH_SPEED_US
 # Fields the live wire sends as JSON integers that docs/ccxt samples sometimes show as strings.
 WIRE_INT_KEYS = frozenset({"E", "T", "U", "u", "t"})
 DEFAULT_START_US = 1_754_006_400_000_000  # 2025-08-01T00:00:00Z: fixed so sessions are reproducible

@@ -44,6 +44,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from backpack.protocol.auth import MAX_WINDOW_MS, public_key_of, signing_string, verify
+from backpack.protocol.wire import (
+    DEPTH_LIMITS,
+    INVALID_DEPTH_WINDOW,
+    INVALID_STREAM,
+    MARKET_TYPES,
+    PARSE_ERROR,
+)
 from harness.faults import CloseRequest, Faults, SendRequest
 from harness.market import (
     DEPTH_WINDOWS_US,
@@ -62,13 +69,9 @@ TEST_ACCOUNT_SECRET = base64.b64encode(
 ).decode()
 TEST_ACCOUNT_API_KEY = public_key_of(TEST_ACCOUNT_SECRET)
 
-PARSE_ERROR = 4002
+# 4003 is the loopback server's own choice: the exchange documents no code for a refused private subscription.
 AUTH_ERROR = 4003
-INVALID_STREAM = 4006
-INVALID_DEPTH_WINDOW = 4008
 DEFAULT_RATE = 20.0  # steps per second; with the default 50 ms step this is real time
-MARKET_TYPES = ("SPOT", "PERP", "IPERP", "DATED", "PREDICTION", "RFQ")
-DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _SYMBOL_STREAMS = frozenset({"bookTicker", "trade", "ticker", "markPrice", "openInterest", "liquidation"})
 _PRIVATE_KINDS = frozenset({"orderUpdate", "positionUpdate", "balanceUpdate", "rfqUpdate"})
 _SYMBOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from backpack.protocol.book import BookManager, BookSync, OrderBook
+from backpack.protocol.book import DEFAULT_MAX_OLD_DELTAS, BookManager, BookSync, OrderBook
 from backpack.protocol.events import BookUpdate, DepthDelta, DepthSnapshot, FetchSnapshot, ResyncNeeded
 
 SYM = "SOL_USDC"
@@ -335,20 +335,35 @@ class TestSynced:
         assert b.book.top() == before and b.stats["duplicates"] == 1 and b.state == "synced"
         assert [e.sequence for e in b.on_delta(delta(104))] == [104]
 
-    def test_repeat_of_an_earlier_delta_is_out_of_order(self):
+    def test_repeat_of_an_earlier_delta_is_dropped_and_counted(self):
+        """Issue 6 changed this: any delta with u <= the book's sequence is already in the book."""
         b = chained(100)
-        b.on_delta(delta(101))
+        b.on_delta(delta(101, bids=[("100", "7")]))
         b.on_delta(delta(102))
-        out = b.on_delta(delta(101))
-        assert out == [ResyncNeeded(SYM, "out_of_order", 103, 101, 101 * 1000 + 7), FetchSnapshot(SYM, 1)]
-        assert b.state == "buffering" and b.buffer_size == 0 and len(b.book) == 0
-        assert b.last_update_id is None
+        before = b.book.top()
+        b.stats["dropped_old"] = 0  # the snapshot dropped one while syncing
+        for old in (delta(101, bids=[("100", "1")]), delta(99, 101), delta(100, 102, asks=[("102", "0")]),
+                    delta(50)):
+            assert b.on_delta(old) == []
+        assert b.state == "synced" and b.last_update_id == 102 and b.book.top() == before
+        assert b.stats["dropped_old"] == 4 and b.stats["resyncs"] == 0 and b.stats["duplicates"] == 0
+        assert [e.sequence for e in b.on_delta(delta(103))] == [103]
 
-    def test_overlapping_delta_is_out_of_order_and_buffered(self):
+    def test_overlapping_delta_is_applied_like_the_bridge(self):
+        """Issue 6 changed this: U <= seq < u satisfies the exchange's bridge rule (sizes are absolute),
+        so the delta is applied, not treated as out of order."""
         b = chained(100)
-        out = b.on_delta(delta(100, 102))  # U <= prev < u: newer but not in its place
-        assert out == [ResyncNeeded(SYM, "out_of_order", 101, 100, 102 * 1000 + 7), FetchSnapshot(SYM, 1)]
-        assert b.buffer_size == 1
+        d = delta(100, 102, bids=[("101", "0"), ("100.5", "4")])  # U <= prev < u
+        assert b.on_delta(d) == [BookUpdate(SYM, "delta", 102, d, d.timestamp, d.receipt)]
+        assert b.book.top(2)[0] == lv(("100.5", "4"), ("100", "2"))
+        assert b.stats["resyncs"] == 0 and b.stats["applied"] == 2
+        assert [e.sequence for e in b.on_delta(delta(103))] == [103]
+
+    def test_overlap_reaching_back_before_the_book_is_applied_too(self):
+        b = synced(100)
+        assert [e.sequence for e in b.on_delta(delta(101))] == [101]
+        assert [e.sequence for e in b.on_delta(delta(60, 105, asks=[("102", "9")]))] == [105]
+        assert b.book.best_ask() == (D("102"), D("9"))
 
     def test_gap_resyncs_and_keeps_offending_delta(self):
         b = chained(100)
@@ -392,6 +407,71 @@ class TestSynced:
         b = chained(100)
         assert b.on_delta(delta(101, symbol="BTC_USDC")) == []
         assert b.state == "synced" and b.last_update_id == 100 and b.stats["invalid_deltas"] == 1
+
+
+# --- BookSync: a stream that stays behind the book ----------------------------------------------
+
+
+class TestStaleStream:
+    def test_default_bound_is_documented_and_passed_down(self):
+        assert BookSync(SYM).max_old_deltas == DEFAULT_MAX_OLD_DELTAS == 1000
+        assert BookManager(max_old_deltas=7).get("X").max_old_deltas == 7
+        assert BookSync(SYM, max_old_deltas=0).max_old_deltas == 1
+
+    def test_snapshot_far_ahead_of_the_stream_resyncs_after_the_bound(self):
+        b = synced(100, max_old_deltas=5)
+        b.stats["dropped_old"] = 0  # the snapshot dropped one while syncing
+        for i in range(40, 44):
+            assert b.on_delta(delta(i)) == []
+        assert b.state == "synced" and b.stats["dropped_old"] == 4
+        out = b.on_delta(delta(44, bids=[("1", "1")]))
+        assert out == [ResyncNeeded(SYM, "stale_stream", 101, 44, 44 * 1000 + 7), FetchSnapshot(SYM, 1)]
+        assert b.state == "buffering" and len(b.book) == 0 and b.buffer_size == 1  # the newest delta kept
+        assert b.stats["dropped_old"] == 5 and b.stats["resyncs"] == 1
+        b.on_delta(delta(45))
+        out = b.on_snapshot(snap(43, SNAP_BIDS))
+        assert [(e.kind, e.sequence) for e in updates(out)] == [("snapshot", 45)]
+        assert b.book.best_bid() == (D("101"), D("3")) and D("1") in b.book.bid_dict()
+
+    def test_only_consecutive_old_deltas_count(self):
+        b = chained(100)
+        b.max_old_deltas = 3
+        b.stats["dropped_old"] = 0  # the snapshot dropped one while syncing
+        for _ in range(5):
+            assert b.on_delta(delta(99)) == [] and b.on_delta(delta(98)) == []
+            assert updates(b.on_delta(delta(b.last_update_id + 1)))  # progress restarts the run
+        assert b.state == "synced" and b.stats["resyncs"] == 0 and b.stats["dropped_old"] == 10
+        assert b.on_delta(delta(1)) == [] and b.on_delta(delta(2)) == []
+        assert [type(e) for e in b.on_delta(delta(3))] == [ResyncNeeded, FetchSnapshot]
+
+    def test_exact_repeats_of_the_last_delta_count_towards_the_bound(self):
+        b = chained(100)
+        b.max_old_deltas = 3
+        assert b.on_delta(delta(100)) == [] and b.on_delta(delta(100)) == []
+        assert b.stats["duplicates"] == 2
+        out = b.on_delta(delta(100))
+        assert out[0].reason == "stale_stream" and b.stats["duplicates"] == 3
+
+    def test_sequence_restarted_lower_recovers(self):
+        b = chained(5000)
+        b.max_old_deltas = 3
+        assert b.on_delta(delta(1)) == [] and b.on_delta(delta(2)) == []
+        out = b.on_delta(delta(3, asks=[("200", "1")]))
+        assert out[0] == ResyncNeeded(SYM, "stale_stream", 5001, 3, 3007)
+        b.on_delta(delta(4, bids=[("90", "2")]))
+        out = b.on_snapshot(snap(2, SNAP_BIDS, SNAP_ASKS))
+        assert [(e.kind, e.sequence) for e in updates(out)] == [("snapshot", 4)]
+        assert b.book.best_bid() == (D("101"), D("3")) and b.book.ask_dict()[D("200")] == D("1")
+        assert b.book.bid_dict()[D("90")] == D("2")
+
+    def test_a_fresh_sync_starts_a_fresh_count(self):
+        b = synced(100, max_old_deltas=3)
+        assert b.on_delta(delta(90)) == [] and b.on_delta(delta(91)) == []
+        b.reset()
+        b.on_delta(delta(95))
+        b.on_snapshot(snap(100))
+        assert b.on_delta(delta(96)) == [] and b.on_delta(delta(97)) == []
+        assert b.state == "synced" and b.stats["resyncs"] == 1  # the reset only
 
 
 # --- BookSync: buffering -------------------------------------------------------------------------

@@ -52,6 +52,9 @@ async def test_every_channel_end_to_end_and_book_matches_server() -> None:
                 collector.book_sequences.get(s) == server.market.sequence(NATIVE[s]) for s in SYMBOLS
             ))
 
+            for prefix, channel in (("ticker.", compat.TICKER_24H), ("account.rfqUpdate", compat.RFQ),
+                                    ("trade.", compat.TRADES)):
+                await until(lambda p=prefix, c=channel: len(collector.items[c]) == len(sent_payloads(server, p)))
             for symbol in SYMBOLS:
                 assert collector.books[symbol] == book_of(server, NATIVE[symbol]), symbol
             assert feed.metrics["resyncs"] == 0

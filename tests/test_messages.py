@@ -225,7 +225,7 @@ def test_official_order_accepted() -> None:
     assert ev.remaining == D("31802")
     assert ev.trade_id == "567"
     assert (ev.fee, ev.fee_asset, ev.maker) == (D("23"), "USD", True)
-    assert (ev.time_in_force, ev.post_only, ev.trigger_price) == ("GTC", True, D("21"))
+    assert (ev.time_in_force, ev.post_only, ev.trigger_price, ev.trigger_quantity) == ("GTC", True, D("21"), D("10"))
     assert (ev.origin, ev.expiry_reason) == ("USER", "PRICE_BAND")
     assert (ev.timestamp, ev.event_time) == (1694687692989999, 1694687692980000)
 
@@ -385,7 +385,7 @@ def test_ccxt_order_accepted_null_trade_id() -> None:
         order_type="MARKET", status="New", price=None, amount=D("0.0010"), quote_amount=D("4.30"),
         filled=D("0"), filled_quote=D("0"), last_fill_amount=None, last_fill_price=None, trade_id=None,
         fee=None, fee_asset=None, maker=None, time_in_force="GTC", post_only=None, trigger_price=None,
-        origin="USER", expiry_reason=None, timestamp=1754939110174703, event_time=1754939110175843,
+        trigger_quantity=None, origin="USER", expiry_reason=None, timestamp=1754939110174703, event_time=1754939110175843,
     )  # fmt: skip
 
 
@@ -408,7 +408,7 @@ def test_ccxt_position_entry_is_B_break_even_is_b() -> None:
         symbol="ETH_USDC_PERP", event="positionOpened", position_id="5411399049",
         entry_price=D("4236.36"), break_even_price=D("4238.479"), mark_price=D("4235.88650933"),
         quantity=D("0.0010"), exposure_quantity=D("0.0010"), notional=D("4.23588650933"),
-        liquidation_price=D("0"), realized_pnl=D("0"), unrealized_pnl=D("-0.000473"),
+        liquidation_price=None, realized_pnl=D("0"), unrealized_pnl=D("-0.000473"),
         initial_margin_fraction=D("0.02"), maintenance_margin_fraction=D("0.0125"),
         timestamp=1754943862040487, event_time=1754943862040486,
     )  # fmt: skip

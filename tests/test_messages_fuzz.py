@@ -169,6 +169,25 @@ def test_mutated_valid_frames_decode_identically_on_both_paths(name: str, edits:
     assert first == second
 
 
+@SETTINGS
+@given(st.sampled_from(sorted(VALID)), json_values)
+def test_data_and_error_frames_decode_identically_on_both_paths(name: str, error: object) -> None:
+    """For any real frame with an ``error`` member of any shape added, a decoder that has never seen the
+    stream (careful path) and one that has (fast path) emit the same events and count the same."""
+    msg = orjson.loads(orjson.dumps(VALID[name]))
+    clean = json.dumps(msg)
+    msg["error"] = error
+    frame = json.dumps(msg)
+    cold, warm = Decoder(), Decoder()
+    warm.decode(clean)
+    before = dict(warm.stats)
+    got_cold, got_warm = cold.decode(frame, 3), warm.decode(frame, 3)
+    assert repr(got_cold) == repr(got_warm)
+    assert got_cold and type(got_cold[-1]) is ErrorEvent and got_cold[-1].stream is None
+    assert got_cold[:-1] == Decoder().decode(clean, 3)  # the data part is what the frame alone gives
+    assert {k: warm.stats[k] - before[k] for k in warm.stats} == cold.stats
+
+
 # Per field type: the form the live wire uses, and variants (other legal forms and junk).
 CANONICAL = {
     "int": st.integers(min_value=0, max_value=2**63),
@@ -252,6 +271,7 @@ def test_rest_decoders_never_raise(body: Any) -> None:
         if type(result) is ErrorEvent:
             assert len(result.raw) <= RAW_LIMIT
             result.raw.encode("utf-8")
+            assert result.code is None or type(result.code) in (int, str)
         elif type(result) is list:
             for event in result:
                 check_typed(event)

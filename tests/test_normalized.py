@@ -77,7 +77,7 @@ def test_every_type_has_the_schema_fields() -> None:
     records += normalizer.records([ev.BalanceUpdate("USDC", D("1.50"), D("0"), None, "balanceUpdate", 9, 8, 10)])
     fill = ev.OrderUpdate("SOL_USDC", "orderFill", "o1", None, "buy", "LIMIT", "PartiallyFilled", D("20"), D("2"),
                           None, D("1"), None, D("1"), D("20.0"), "t1", D("0.01"), "USDC", True, "GTC", False,
-                          None, None, None, 11, 12, 13)
+                          None, None, None, None, 11, 12, 13)
     records += normalizer.records([fill])
     types = {r["type"] for r in records}
     assert types == set(SCHEMA), set(SCHEMA) - types
@@ -156,7 +156,7 @@ def test_book_without_books_or_for_an_unknown_symbol_does_not_create_state() -> 
 def test_order_fill_gives_order_and_fill_and_reads_new_fields_defensively() -> None:
     fill = ev.OrderUpdate("SOL_USDC_PERP", "orderFill", "o1", "c1", "sell", "MARKET", "Filled", None, D("2.0"),
                           None, D("2"), None, D("0.5"), D("20.10"), "t9", D("0.001"), "USDC", False, "IOC", None,
-                          D("19.5"), None, None, 100, 101, 102)
+                          D("19.5"), None, None, None, 100, 101, 102)
     order, f = Normalizer().records([fill])
     assert order["type"] == "order" and order["remaining"] == "0" and order["trigger_price"] == "19.5"
     assert order["trigger_quantity"] is None and order["post_only"] is None and order["symbol"] == "SOL-USDC-PERP"
@@ -168,12 +168,11 @@ def test_order_fill_gives_order_and_fill_and_reads_new_fields_defensively() -> N
 
 
 def test_order_with_added_and_retyped_fields() -> None:
-    class OrderUpdateNext(ev.OrderUpdate):  # what the other branch adds: trigger_quantity
-        __slots__ = ("trigger_quantity",)
+    class OrderUpdateNext(ev.OrderUpdate):  # a later field added by a subclass
+        __slots__ = ("venue",)
 
     o = OrderUpdateNext("A_B", "triggerPlaced", "o2", None, "buy", "LIMIT", None, None, None, None, None, None,
-                        None, None, None, None, None, None, None, None, None, None, None, 0, 7, 8)
-    o.trigger_quantity = D("3.000")
+                        None, None, None, None, None, None, None, None, None, D("3.000"), None, None, 0, 7, 8)
     n = Normalizer()
     (order,) = n.records([o])  # a subclass is normalized as its base type
     assert order["trigger_quantity"] == "3" and order["remaining"] is None and order["timestamp"] == 7

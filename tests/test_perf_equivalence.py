@@ -167,6 +167,13 @@ OTHER_FRAMES = st.sampled_from(
         "[]",
         '{"result": null, "id": 1}',
         '{"error": {"code": 4006, "message": "Invalid signature"}, "id": null}',
+        '{"error": {"code": 4003, "message": "Invalid signature"}, "id": null}',
+        # data and error in one frame: both are reported, on the Router's fast path as in decode-then-route
+        json.dumps({"stream": "trade.SOL_USDC", "error": {"code": 4008, "message": "Invalid depth window"},
+                    "data": {"e": "trade", "E": 1, "s": "SOL_USDC", "p": "1", "q": "1", "b": "x", "a": "y",
+                             "t": 31, "T": 1, "m": True}}),
+        json.dumps({"stream": "depth.SOL_USDC", "error": "odd", "data": {"e": "depth", "E": 1, "s": "SOL_USDC",
+                    "U": 11, "u": 11, "T": 1, "b": [["100", "1"]], "a": []}}),
         '{"stream": "what.ever", "data": {}}',
         '{"stream": "depth.SOL_USDC"}',
         json.dumps(

@@ -16,6 +16,20 @@ Decisions worth knowing (the tests pin each of them):
   (``reason="invalid_level"``). A delta with ``U > u`` or non-int ids gives ``reason="invalid_delta"``.
   While buffering such a delta is counted and the buffer before it discarded (any snapshot that can
   bridge past it has ``L >= its u``). An invalid snapshot counts as a failed fetch.
+* **A delta the book already holds is dropped and counted, not a resync.** While synced, any delta
+  with ``u <= sequence`` is contained in the book (sizes are absolute), so it is dropped: an exact
+  repeat of the last delta counts as ``duplicates``, any other as ``dropped_old``. Resynchronising on
+  a re-sent frame would throw away a correct book for nothing.
+* **An overlapping delta is applied** (``U <= sequence < u``). It satisfies the exchange's own bridge
+  rule ``U <= seq+1 <= u``: it carries every level changed in ``[U, u]`` at its value at ``u``, so
+  on the book at ``sequence`` it gives the book at ``u``. The bridge after a snapshot and the chain
+  after a delta are therefore one rule; ``U == sequence + 1`` is just its common case.
+* **A stream that stays behind the book is detected by count**, not by a clock: after
+  ``max_old_deltas`` (default 1000) old deltas in a row with no progress, the book resynchronises
+  with ``reason="stale_stream"`` (the snapshot was far ahead of the stream, or the exchange restarted
+  its sequence lower) and keeps the newest delta buffered. Otherwise such a book would stay "synced"
+  and silently freeze. The count restarts whenever the book's sequence moves and on every new sync;
+  the default leaves room for a socket lagging a fresh REST snapshot by many deltas.
 * **The buffer is always contiguous** (each ``U == previous u + 1``). A delta that does not chain
   onto it discards the older entries, because a snapshot that bridges to the new delta necessarily
   makes all of them old. Replaying the buffer therefore cannot fail half-way.
@@ -34,10 +48,12 @@ Decisions worth knowing (the tests pin each of them):
   invalidate, and no ``FetchSnapshot``.
 * Nothing raises: unexpected exceptions become ``ResyncNeeded(reason="internal_error")`` + ``idle``.
 
-``ResyncNeeded.reason`` values: ``gap`` and ``out_of_order`` (expected = previous u + 1, got = U),
-``stale_snapshot`` (expected = L + 1, got = first buffered U), ``buffer_overflow``, ``invalid_level``,
-``invalid_delta``, ``snapshot_attempts_exhausted`` (got = attempts made), ``internal_error`` and
-whatever reason ``reset()`` was given (``reconnect`` by default).
+``ResyncNeeded.reason`` values: ``gap`` (expected = sequence + 1, got = U), ``stale_stream``
+(expected = sequence + 1, got = u of the last old delta), ``stale_snapshot`` (expected = L + 1,
+got = first buffered U), ``buffer_overflow``, ``invalid_level``, ``invalid_delta``,
+``snapshot_attempts_exhausted`` (got = attempts made), ``internal_error`` and whatever reason
+``reset()`` was given (``reconnect`` by default). ``out_of_order`` is no longer emitted: an older or
+overlapping delta is dropped or applied as above.
 """
 
 from __future__ import annotations
@@ -49,7 +65,7 @@ from decimal import Decimal
 
 from .events import BookUpdate, DepthDelta, DepthSnapshot, FetchSnapshot, Level, ResyncNeeded
 
-__all__ = ["IDLE", "BUFFERING", "SYNCED", "OrderBook", "BookSync", "BookManager"]
+__all__ = ["IDLE", "BUFFERING", "SYNCED", "DEFAULT_MAX_OLD_DELTAS", "OrderBook", "BookSync", "BookManager"]
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +75,16 @@ SYNCED = "synced"
 
 Output = BookUpdate | ResyncNeeded | FetchSnapshot
 
+DEFAULT_MAX_OLD_DELTAS = 1000  # old deltas in a row before a synced book is declared stale (see above)
+
 _new = object.__new__  # builds the hot path's BookUpdate without a Python __init__ call
 _ZERO = Decimal(0)  # Decimal-to-Decimal comparison is cheaper than Decimal-to-int
 
 _STAT_KEYS = (
     "applied",  # deltas applied to the book (including replayed buffered deltas)
     "buffered",  # deltas put in the buffer
-    "dropped_old",  # deltas with u <= L (snapshot) dropped as already contained in the book
-    "duplicates",  # exact repeats (same U and u) of the last delta, ignored
+    "dropped_old",  # deltas already contained in the snapshot or the book (u <= its sequence), dropped
+    "duplicates",  # exact repeats (same U and u) of the last buffered or applied delta, dropped
     "resyncs",  # ResyncNeeded events emitted
     "stale_snapshots",  # snapshots older than the first buffered delta
     "overflows",  # buffer overflows
@@ -234,6 +252,7 @@ class BookSync:
         "symbol",
         "max_buffer",
         "max_snapshot_attempts",
+        "max_old_deltas",
         "state",
         "book",
         "last_update_id",
@@ -241,23 +260,34 @@ class BookSync:
         "_buffer",
         "_attempt",
         "_last_first",
+        "_old_at",
+        "_old_run",
     )
 
     def __init__(
-        self, symbol: str, max_buffer: int = 10_000, max_snapshot_attempts: int | None = None
+        self,
+        symbol: str,
+        max_buffer: int = 10_000,
+        max_snapshot_attempts: int | None = None,
+        max_old_deltas: int = DEFAULT_MAX_OLD_DELTAS,
     ) -> None:
         self.symbol = symbol
         self.max_buffer = max(1, max_buffer)
         self.max_snapshot_attempts = max_snapshot_attempts
+        self.max_old_deltas = max(1, max_old_deltas)
         self.state: str = IDLE
         self.book = OrderBook()
         self.last_update_id: int | None = None  # sequence of the book; None unless synced
         self.stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
         self._buffer: list[DepthDelta] = []  # contiguous: each U == previous u + 1
         self._attempt = 0  # attempt number of the last FetchSnapshot of this cycle
-        # U of the last applied delta (duplicate detection). None while synced means the book came
-        # from a snapshot alone, so the next delta must bridge it: U <= L+1 <= u.
+        # U of the last applied delta (tells an exact repeat from another old delta); None while synced
+        # means the book came from a snapshot alone.
         self._last_first: int | None = None
+        # The run of old deltas: the book's sequence when it started and its length. Comparing the
+        # sequence instead of resetting the run on every applied delta keeps the hot path untouched.
+        self._old_at: int | None = None
+        self._old_run = 0
 
     def __repr__(self) -> str:
         return (
@@ -422,27 +452,33 @@ class BookSync:
             self.stats["invalid_deltas"] += 1
             got = first if type(first) is int else None
             return self._resync("invalid_delta", prev + 1, got, d.receipt, [])
-        if self._last_first is None:  # bridging a snapshot
-            if u <= prev:
-                self.stats["dropped_old"] += 1
-                return []
-            if first <= prev + 1:  # U <= L+1 <= u: the bridging delta
-                if self.book._apply(d.bids, d.asks):
-                    self.last_update_id = u
-                    self._last_first = first
-                    self.stats["applied"] += 1
-                    return [BookUpdate(self.symbol, "delta", u, d, d.timestamp, d.receipt)]
-                self.stats["invalid_deltas"] += 1
-                return self._resync("invalid_level", None, None, d.receipt, [])
-        elif first == self._last_first and u == prev:
-            self.stats["duplicates"] += 1
-            return []
-        elif u <= prev or first <= prev:
-            # Out of place: an older delta, or one overlapping the book's sequence.
-            keep = [d] if u > prev and self._buffer_ok(d) else []
-            return self._resync("out_of_order", prev + 1, first, d.receipt, keep)
+        if u <= prev:  # already in the book
+            return self._old(d, prev)
+        if first <= prev + 1:  # U <= seq+1 <= u: the bridge after a snapshot, or an overlap
+            if self.book._apply(d.bids, d.asks):
+                self.last_update_id = u
+                self._last_first = first
+                self.stats["applied"] += 1
+                return [BookUpdate(self.symbol, "delta", u, d, d.timestamp, d.receipt)]
+            self.stats["invalid_deltas"] += 1
+            return self._resync("invalid_level", None, None, d.receipt, [])
         keep = [d] if self._buffer_ok(d) else []
         return self._resync("gap", prev + 1, first, d.receipt, keep)
+
+    def _old(self, d: DepthDelta, prev: int) -> list[Output]:
+        """Drop a delta the book holds; too many in a row means the stream is behind the book for good."""
+        if d.first_update_id == self._last_first and d.last_update_id == prev:
+            self.stats["duplicates"] += 1
+        else:
+            self.stats["dropped_old"] += 1
+        if self._old_at != prev:
+            self._old_at = prev
+            self._old_run = 0
+        self._old_run += 1
+        if self._old_run < self.max_old_deltas:
+            return []
+        keep = [d] if self._buffer_ok(d) else []  # the stream's newest delta: a new cycle starts there
+        return self._resync("stale_stream", prev + 1, d.last_update_id, d.receipt, keep)
 
     def _buffer_ok(self, d: DepthDelta) -> bool:
         if _levels_ok(d.bids) and _levels_ok(d.asks):
@@ -500,6 +536,7 @@ class BookSync:
         self.last_update_id = seq
         self._last_first = last_first
         self._attempt = 0
+        self._old_at = None
         return [BookUpdate(self.symbol, "snapshot", seq, None, timestamp, s.receipt)]
 
     def on_snapshot_failed(self) -> list[Output]:
@@ -570,11 +607,17 @@ class BookSync:
 class BookManager:
     """Routes deltas and snapshots to one ``BookSync`` per symbol; symbols never affect each other."""
 
-    __slots__ = ("max_buffer", "max_snapshot_attempts", "_books", "ignored")
+    __slots__ = ("max_buffer", "max_snapshot_attempts", "max_old_deltas", "_books", "ignored")
 
-    def __init__(self, max_buffer: int = 10_000, max_snapshot_attempts: int | None = None) -> None:
+    def __init__(
+        self,
+        max_buffer: int = 10_000,
+        max_snapshot_attempts: int | None = None,
+        max_old_deltas: int = DEFAULT_MAX_OLD_DELTAS,
+    ) -> None:
         self.max_buffer = max_buffer
         self.max_snapshot_attempts = max_snapshot_attempts
+        self.max_old_deltas = max_old_deltas
         self._books: dict[str, BookSync] = {}
         self.ignored = (
             0  # inputs whose symbol could not be routed (unhashable) or snapshots for unknown symbols
@@ -584,7 +627,9 @@ class BookManager:
         """The machine for ``symbol``, created (idle) on first use."""
         sync = self._books.get(symbol)
         if sync is None:
-            sync = self._books[symbol] = BookSync(symbol, self.max_buffer, self.max_snapshot_attempts)
+            sync = self._books[symbol] = BookSync(
+                symbol, self.max_buffer, self.max_snapshot_attempts, self.max_old_deltas
+            )
         return sync
 
     def on_delta(self, d: DepthDelta) -> list[Output]:

@@ -149,7 +149,8 @@ class OrderUpdate:
     maker: bool | None  # m
     time_in_force: str | None
     post_only: bool | None
-    trigger_price: Decimal | None
+    trigger_price: Decimal | None  # P
+    trigger_quantity: Decimal | None  # Y: a trigger order's size (its q is "0" until it triggers)
     origin: str | None
     expiry_reason: str | None
     timestamp: int
@@ -174,7 +175,8 @@ class PositionUpdate:
     quantity: Decimal | None  # q, signed net
     exposure_quantity: Decimal | None  # Q
     notional: Decimal | None  # n
-    liquidation_price: Decimal | None  # l
+    # REST estLiquidationPrice; None on the WS stream, whose "l" is a deprecated placeholder (always 0)
+    liquidation_price: Decimal | None
     realized_pnl: Decimal | None  # p
     unrealized_pnl: Decimal | None  # P
     initial_margin_fraction: Decimal | None  # f
@@ -222,7 +224,9 @@ class RfqUpdate:
 class ErrorEvent:
     """An exchange error frame or a frame that could not be decoded; never an exception."""
 
-    code: int | None  # exchange code (4002/4006/4008) or None for local decode failures
+    # The exchange's code: an int on WS error frames (4002/4006/4008, see wire.WS_ERROR_CODES), a string
+    # in REST error bodies ("INVALID_CLIENT_REQUEST"); None for local decode failures.
+    code: int | str | None
     message: str
     raw: str  # truncated to RAW_LIMIT characters
     stream: str | None = None

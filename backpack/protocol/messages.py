@@ -8,7 +8,8 @@ with the lenient rules in :mod:`backpack.protocol.numbers` (strings or JSON numb
 nulls, absent optional fields, the position snapshot) and either builds the same event or explains
 precisely what is wrong in an :class:`ErrorEvent`. The fast path accepts a strict subset of what
 the careful path accepts and builds identical events for it (a property test checks this), so the
-split is invisible to callers.
+split is invisible to callers. A frame with an ``error`` member always takes the careful path, which
+reports the error after the envelope's events when the frame also carries ``stream`` and ``data``.
 
 Decimal fields that arrive as JSON numbers are accepted via ``repr(float)`` (see ``numbers``) and
 counted in ``Decoder.stats["coerced"]``.
@@ -548,6 +549,7 @@ def _c_order(r: _Reader, route: _Route, receipt: int) -> OrderUpdate:
         time_in_force=r.opt_str("f"),
         post_only=r.opt_bool("y"),
         trigger_price=r.opt_dec("P"),
+        trigger_quantity=r.opt_dec("Y"),
         origin=r.opt_str("O"),
         expiry_reason=r.opt_str("R"),
         timestamp=ts,
@@ -557,16 +559,22 @@ def _c_order(r: _Reader, route: _Route, receipt: int) -> OrderUpdate:
 
 
 # REST /api/v1/position keys, in case the snapshot sent on subscribe uses the REST shape.
+# estLiquidationPrice is read apart: it has no WS counterpart (see _c_position).
 _POSITION_LONG_KEYS = {
     "symbol": "s", "breakEvenPrice": "b", "entryPrice": "B", "markPrice": "M", "netQuantity": "q",
-    "netExposureQuantity": "Q", "netExposureNotional": "n", "estLiquidationPrice": "l",
-    "pnlRealized": "p", "pnlUnrealized": "P", "positionId": "i", "imf": "f", "mmf": "m",
+    "netExposureQuantity": "Q", "netExposureNotional": "n", "pnlRealized": "p", "pnlUnrealized": "P",
+    "positionId": "i", "imf": "f", "mmf": "m",
 }  # fmt: skip
 
 
 def _c_position(r: _Reader, route: _Route, receipt: int) -> PositionUpdate:
+    # The WS stream's "l" is documented as a deprecated placeholder fixed at 0 since 2025-09-01, so it is
+    # not read at all: a liquidation price of 0 would be a wrong value, not a missing one. The REST
+    # shape's estLiquidationPrice is the exchange's real estimate and is kept.
+    liquidation = None
     d = r.d
     if "s" not in d and "symbol" in d:
+        liquidation = r.opt_dec("estLiquidationPrice")
         r.d = {short: d[long] for long, short in _POSITION_LONG_KEYS.items() if long in d}
     event = r.opt_str("e")
     ts, et = r.times(receipt, snapshot=event is None)
@@ -580,7 +588,7 @@ def _c_position(r: _Reader, route: _Route, receipt: int) -> PositionUpdate:
         quantity=r.opt_dec("q"),
         exposure_quantity=r.opt_dec("Q"),
         notional=r.opt_dec("n"),
-        liquidation_price=r.opt_dec("l"),
+        liquidation_price=liquidation,
         realized_pnl=r.opt_dec("p"),
         unrealized_pnl=r.opt_dec("P"),
         initial_margin_fraction=r.opt_dec("f"),
@@ -723,6 +731,8 @@ class Decoder:
         msg: Any = _UNPARSED
         try:
             msg = _loads(frame)
+            if "error" in msg:  # whatever else the frame carries, the careful path reports the error too
+                raise _Slow
             event = self._fast[msg["stream"]](msg["data"], receipt)
         except Exception:
             return self._careful(frame, msg, receipt)
@@ -760,7 +770,16 @@ class Decoder:
         if type(msg) is not dict:
             return [self._error(f"frame is not a JSON object (got {describe(msg)})", frame, receipt)]
         if "error" in msg:
-            return [self._exchange_error(msg["error"], frame, receipt)]
+            # An error member is always reported. If the frame is also a complete envelope, its data is
+            # decoded exactly as without the error and comes first: dropping it would lose market data
+            # (a depth delta lost is a resync), and dropping the error would hide what the server said.
+            error = self._exchange_error(msg["error"], frame, receipt)
+            if "stream" in msg and "data" in msg:
+                return [*self._envelope(frame, msg, receipt), error]
+            return [error]
+        return self._envelope(frame, msg, receipt)
+
+    def _envelope(self, frame: object, msg: dict, receipt: int) -> list[Event]:
         if "stream" not in msg:
             if "result" in msg or "id" in msg:  # a request acknowledgement: nothing to emit
                 self.stats["dropped"] += 1
@@ -864,8 +883,17 @@ def _rest_body(body: Any, what: str) -> tuple[Any, ErrorEvent | None]:
     if type(parsed) is dict and "code" in parsed and "message" in parsed:
         code, message = parsed["code"], parsed["message"]
         text = f"{what}: exchange error {_short(code, 60)}: {_short(message, 300)}"
-        return None, ErrorEvent(None, text, _raw_of(body))
+        return None, ErrorEvent(_rest_code(code), text, _raw_of(body))
     return parsed, None
+
+
+def _rest_code(code: Any) -> int | str | None:
+    """The exchange's error code as the event's ``code`` (it documents text codes; ints are kept too)."""
+    if type(code) is int:
+        return code
+    if type(code) is str and code:
+        return _short(code, 60)
+    return None
 
 
 def _dump(value: Any) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import subscriptions as sub
-from .book import BookManager
+from .book import DEFAULT_MAX_OLD_DELTAS, BookManager
 from .events import (
     BalanceUpdate,
     BookTicker,
@@ -32,21 +32,30 @@ from .events import (
     Ticker,
     Trade,
 )
-from .messages import _UNPARSED, Decoder, _loads, decode_depth_snapshot
+from .messages import _UNPARSED, Decoder, _loads, _Slow, decode_depth_snapshot
+from .wire import WS_ERROR_CODES
 
 LOG = logging.getLogger("backpack.router")
 
 Output = Any  # events.Event | BookUpdate | ResyncNeeded | FetchSnapshot
 
-# Errors that mean the exchange refused a private subscription. The exchange documents no code for
-# this, so we match the message text; see docs/decisions.md.
+# Words of a refused private subscription. The exchange documents no code for that refusal, so the
+# text decides, but only for codes it does not document; see docs/decisions.md.
 _AUTH_WORDS = ("signature", "auth", "expired", "window", "timestamp", "verifying key", "api key")
 
 
 def is_auth_error(event: ErrorEvent) -> bool:
-    if event.code is None:
+    """Whether an error frame refuses a private subscription: by code first, by text only as a fallback.
+
+    The documented WS codes (``wire.WS_ERROR_CODES``: parse error, invalid stream, invalid depth
+    window) are about the request, never about authentication, whatever their text says; counting
+    them would let a few ``4008 Invalid depth window`` frames stop private channels for good. Local
+    decode failures (no code) and REST errors (text codes) are not subscription answers at all.
+    """
+    code = event.code
+    if type(code) is not int or code in WS_ERROR_CODES:
         return False
-    text = event.message.lower()
+    text = event.message.lower().replace("depth window", "")  # a stream's window, not the signature's
     return any(word in text for word in _AUTH_WORDS)
 
 
@@ -129,9 +138,16 @@ class Router:
     subscribed to (a server may send them) create no book, no snapshot fetch and no dedup memory, and
     are counted in ``stats["unsubscribed"]``. ``None`` accepts everything (tests, tools)."""
 
-    def __init__(self, *, max_buffer: int = 10_000, dedup_window: int = 4096, accept: Accept | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_buffer: int = 10_000,
+        dedup_window: int = 4096,
+        max_old_deltas: int = DEFAULT_MAX_OLD_DELTAS,
+        accept: Accept | None = None,
+    ) -> None:
         self.decoder = Decoder()
-        self.books = BookManager(max_buffer=max_buffer)
+        self.books = BookManager(max_buffer=max_buffer, max_old_deltas=max_old_deltas)
         self._syncs = self.books._books  # symbol -> BookSync, read directly on the depth hot path
         self._trades: dict[str, _SeenIds] = {}
         self._fills = _SeenIds(dedup_window)
@@ -164,6 +180,8 @@ class Router:
         msg: Any = _UNPARSED
         try:
             msg = _loads(data)
+            if "error" in msg:  # as in Decoder.decode: the careful path reports it with the data
+                raise _Slow
             event = decoder._fast[msg["stream"]](msg["data"], receipt)
         except Exception:
             return self._route(decoder._careful(data, msg, receipt))

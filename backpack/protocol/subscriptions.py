@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from .auth import MAX_WINDOW_MS, MIN_WINDOW_MS, Signer
+from .wire import CANDLE_INTERVALS, DEPTH_SPEEDS
 
 # cryptofeed define values (checked against cryptofeed in the tests).
 TRADES = "trades"
@@ -37,25 +38,7 @@ RFQ = "rfq"
 
 WS_INSTRUCTION = "subscribe"
 
-INTERVALS = (
-    "1s",
-    "1m",
-    "3m",
-    "5m",
-    "15m",
-    "30m",
-    "1h",
-    "2h",
-    "4h",
-    "6h",
-    "8h",
-    "12h",
-    "1d",
-    "3d",
-    "1w",
-    "1month",
-)
-DEPTH_SPEEDS = ("200ms", "600ms", "1000ms")
+INTERVALS = CANDLE_INTERVALS  # the name callers of stream_name know
 
 # channel → (stream kind, symbol use): "required", "optional" (omitted = all markets) or "none".
 _CHANNELS: dict[str, tuple[str, str]] = {

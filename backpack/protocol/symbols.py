@@ -36,16 +36,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from .wire import INSTRUMENT_TYPES
+
 log = logging.getLogger("backpack.symbols")
 
-INSTRUMENT_TYPES: dict[str, str] = {
-    "SPOT": "spot",
-    "PERP": "perpetual",
-    "IPERP": "perpetual",
-    "DATED": "dated",
-    "PREDICTION": "prediction",
-    "RFQ": "rfq",
-}
 UNKNOWN = "unknown"
 
 # Suffixes that are known to mark a market type on the wire. Only these are checked for consistency;
