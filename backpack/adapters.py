@@ -66,10 +66,19 @@ def liquidation(e: ev.Liquidation, symbol: str):
     )
 
 
+def order_size(e: ev.OrderUpdate) -> Decimal | None:
+    """A trigger order carries its size in ``Y`` while ``q`` is 0 until it triggers: report that size."""
+    if e.trigger_quantity is not None and not e.amount:
+        return e.trigger_quantity
+    return e.amount
+
+
 def order_info(e: ev.OrderUpdate, symbol: str):
+    amount = order_size(e)
+    remaining = None if amount is None else amount - (e.filled or Decimal(0))
     return compat.OrderInfo(
-        EXCHANGE, symbol, e.order_id, e.side, e.status or e.event, e.order_type, e.price, e.amount,
-        e.remaining, (e.timestamp or e.event_time) / _US, client_order_id=e.client_order_id, raw=None,
+        EXCHANGE, symbol, e.order_id, e.side, e.status or e.event, e.order_type, e.price, amount,
+        remaining, (e.timestamp or e.event_time) / _US, client_order_id=e.client_order_id, raw=None,
     )
 
 

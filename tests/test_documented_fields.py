@@ -156,3 +156,16 @@ async def test_feed_reports_a_text_code_and_never_as_a_rejection(caplog: pytest.
     assert feed.metrics["errors"] == 1
     assert "(code UNAUTHORIZED)" in caplog.text
     assert "private subscription rejected" not in caplog.text
+
+
+def test_the_delivered_order_of_a_trigger_keeps_its_size() -> None:
+    """cryptofeed's OrderInfo has no trigger field: its amount is the trigger size while q is 0."""
+    from backpack import adapters
+
+    msg = ws("official_order_accepted.json")
+    msg["data"].update(e="triggerPlaced", q="0", Y="2.5", X="TriggerPending", z="0")
+    [ev] = decode(msg)
+    info = adapters.order_info(ev, "SOL-USDC")
+    assert (info.amount, info.remaining, info.status) == (D("2.5"), D("2.5"), "TriggerPending")
+    [plain] = decode(ws("official_order_accepted.json"))  # q set: q stays the size, Y is ignored
+    assert adapters.order_info(plain, "SOL-USDC").amount == D("32123")
