@@ -664,6 +664,26 @@ def format_errors(exc: ValidationError | ConfigError, prefix: str = SECTION) -> 
     return "\n".join(lines)
 
 
+def with_http_proxy(config: BackpackConfig, http_proxy: Any) -> BackpackConfig:
+    """Fold cryptofeed's ``http_proxy`` feed argument (``add_feed(..., http_proxy=...)``) into ``config``.
+
+    Precedence: ``rest_proxy`` and ``ws_proxy`` from the backpack config win; ``http_proxy`` fills each of
+    them that is unset. Unlike cryptofeed's own exchanges (REST GETs only) it covers the WebSocket too:
+    a feed whose snapshots and stream leave by different routes breaks exactly where a proxy is needed
+    (egress-only networks, region-bound endpoints). To proxy REST alone, set ``rest_proxy`` instead.
+    """
+    if http_proxy is None or http_proxy == "":
+        return config
+    text = str(http_proxy)  # cryptofeed types it StrOrURL: a yarl.URL is fine too
+    try:
+        proxy = _normalise_url(text, PROXY_SCHEMES, "proxy")
+    except PydanticCustomError as exc:
+        hidden = f" ({HIDDEN})" if looks_like_key(text) else ""
+        raise ConfigError([f"http_proxy: {exc.message()}{hidden}"]) from None  # a proxy may embed a password
+    update = {name: proxy for name in ("rest_proxy", "ws_proxy") if getattr(config, name) is None}
+    return config.model_copy(update=update) if update else config
+
+
 def section_of(config: Any) -> Any:
     """The ``backpack:`` section of whatever cryptofeed ``config`` a feed was given, or None.
 

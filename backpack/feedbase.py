@@ -13,7 +13,7 @@ import random
 from typing import Any
 
 from . import compat
-from .config import BackpackConfig, section_of
+from .config import BackpackConfig, section_of, with_http_proxy
 from .protocol.subscriptions import BALANCES, FILLS, INTERVALS, ORDER_INFO, POSITIONS
 from .protocol.symbols import native_symbol, normalize_symbol
 
@@ -33,8 +33,9 @@ class BackpackFeedBase(compat.Feed):
     def __init__(
         self, *, backpack_config: BackpackConfig | dict | None = None, rng: random.Random | None = None, **kwargs: Any
     ) -> None:
-        self.bp_config = BackpackConfig.load(
-            backpack_config if backpack_config is not None else section_of(kwargs.get("config"))
+        self.bp_config = with_http_proxy(  # cryptofeed's http_proxy= fills the proxies the config leaves unset
+            BackpackConfig.load(backpack_config if backpack_config is not None else section_of(kwargs.get("config"))),
+            kwargs.get("http_proxy"),
         )
         if not compat.Symbols.populated(self.id):
             # Backpack symbols normalise by rule (see protocol.symbols), so subscription building needs no
