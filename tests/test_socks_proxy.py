@@ -27,10 +27,15 @@ PASSWORD = "p@ss:w/rd%"  # every character that needs percent-encoding in userin
 
 
 class SocksProxy:
-    """pproxy's SOCKS5 server; ``log`` holds its verbose lines ("socks5 <client> -> <host:port>")."""
+    """pproxy's SOCKS5 server; ``log`` holds its verbose lines ("socks5 <client> -> ... <host:port>").
 
-    def __init__(self, auth: str | None = None) -> None:
+    With ``forward_to`` every connection goes to that loopback port whatever the client asked for, so a
+    client pointed at a closed port works only if its traffic really passes through the proxy.
+    """
+
+    def __init__(self, auth: str | None = None, forward_to: int | None = None) -> None:
         self.auth = auth
+        self.forward_to = forward_to
         self.log: list[str] = []
         self.port = 0
         self._server: asyncio.base_events.Server | None = None
@@ -39,7 +44,8 @@ class SocksProxy:
         port = free_port()
         userinfo = f"#{self.auth}" if self.auth else ""
         # authtime=0: pproxy otherwise trusts an address that authenticated once, for 30 days.
-        args: dict = {"rserver": [], "verbose": self.log.append, "authtime": 0}
+        remote = [pproxy.Connection(f"tunnel://127.0.0.1:{self.forward_to}")] if self.forward_to else []
+        args: dict = {"rserver": remote, "verbose": self.log.append, "authtime": 0}
         self._server = await pproxy.Server(f"socks5://127.0.0.1:{port}{userinfo}").start_server(args)
         self.port = port
         return port
@@ -58,8 +64,8 @@ class SocksProxy:
 
 
 @asynccontextmanager
-async def socks(auth: str | None = None) -> AsyncIterator[SocksProxy]:
-    proxy = SocksProxy(auth)
+async def socks(auth: str | None = None, forward_to: int | None = None) -> AsyncIterator[SocksProxy]:
+    proxy = SocksProxy(auth, forward_to)
     await proxy.start()
     try:
         yield proxy
