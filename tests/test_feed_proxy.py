@@ -76,7 +76,7 @@ async def test_feed_routes_rest_and_ws_through_a_socks5_proxy() -> None:
             await until(lambda: collector.book_sequences.get("SOL-USDC") == server.market.sequence("SOL_USDC"))
             book = server.book("SOL_USDC")
             assert collector.books["SOL-USDC"] == {"bids": dict(book["bids"]), "asks": dict(book["asks"])}
-        assert proxy.carried(f"127.0.0.1:{dead}") >= 2, proxy.log  # the stream and the REST pool
+        assert proxy.carried(f"127.0.0.1:{dead}") >= 2, proxy.requests  # the stream and the REST pool
 
 
 # -- cryptofeed's http_proxy argument --------------------------------------------------------------
@@ -155,7 +155,7 @@ async def test_http_proxy_argument_carries_the_ccxt_feed() -> None:
                 pass
             await server.flush()
             await until(lambda: trades.items, "a trade through the proxy")
-        assert proxy.carried(f"127.0.0.1:{dead}") >= 1, proxy.log
+        assert proxy.carried(f"127.0.0.1:{dead}") >= 1, proxy.requests
 
 
 @pytest.mark.parametrize(
