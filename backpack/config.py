@@ -456,9 +456,8 @@ class BackpackConfig(BaseModel):
                 seed = read_secret(env=self.private_key_env, file=self.private_key_file, environ=environ)
                 decode_key(seed, f"private key from {sources[0]}")
             except KeyMaterialError as exc:
-                raise _error(
-                    sources[0], _shown_input(getattr(self, sources[0])), "key", "{problem}", {"problem": str(exc)}
-                ) from None
+                shown = _shown_input(getattr(self, sources[0]))
+                raise _error(sources[0], shown, "key", "{problem}", {"problem": str(exc)}) from None
         if seed is None:
             return self
         try:

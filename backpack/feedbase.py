@@ -33,10 +33,11 @@ class BackpackFeedBase(compat.Feed):
     def __init__(
         self, *, backpack_config: BackpackConfig | dict | None = None, rng: random.Random | None = None, **kwargs: Any
     ) -> None:
-        self.bp_config = with_http_proxy(  # cryptofeed's http_proxy= fills the proxies the config leaves unset
-            BackpackConfig.load(backpack_config if backpack_config is not None else section_of(kwargs.get("config"))),
-            kwargs.get("http_proxy"),
+        config = BackpackConfig.load(
+            backpack_config if backpack_config is not None else section_of(kwargs.get("config"))
         )
+        # cryptofeed's own http_proxy= argument fills the proxies the backpack config leaves unset
+        self.bp_config = with_http_proxy(config, kwargs.get("http_proxy"))
         if not compat.Symbols.populated(self.id):
             # Backpack symbols normalise by rule (see protocol.symbols), so subscription building needs no
             # market list and cryptofeed never performs its own symbol HTTP.

@@ -88,6 +88,13 @@ def scrub(text: str, marker: str = MARKER) -> str:
     def replace(match: re.Match[str]) -> str:
         token = match.group()
         start = _key_span(token)
+        if start is None and match.start() > 0 and text[match.start() - 1] == "\\":
+            # repr() escapes: '\tSEED' or '\x0bSEED' put the escape's letters in front of the key
+            for skip in (1, 3, 5):
+                inner = _key_span(token[skip:])
+                if inner is not None:
+                    start = skip + inner
+                    break
         return token if start is None else token[:start] + marker
 
     return _RUN.sub(replace, text)

@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args._run(args)
     except CliError as exc:
-        print(f"error: {scrub(str(exc))}", file=sys.stderr)  # messages are built not to need it; belt and braces
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)  # built not to need it: belt and braces
         return exc.code
     except KeyboardInterrupt:
         return 130
@@ -152,7 +152,9 @@ def _timestamp(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"timestamp must be an integer of milliseconds {got(text)}") from None
+        raise argparse.ArgumentTypeError(
+            f"timestamp must be an integer of milliseconds {got(text)}"
+        ) from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"timestamp must not be negative (got {value})")
     return value
@@ -265,7 +267,9 @@ def _sign_arguments(p: argparse.ArgumentParser) -> None:
 
 def _sign_run(args: argparse.Namespace) -> int:
     if looks_like_key(args.instruction):
-        raise CliError(EXIT_USAGE, f"--instruction must be an instruction name such as orderExecute; {HIDDEN}")
+        raise CliError(
+            EXIT_USAGE, f"--instruction must be an instruction name such as orderExecute; {HIDDEN}"
+        )
     params = _parse_params(args.param)
     signer = load_signer(args)
     signed = signer.sign(args.instruction, params, args.timestamp, args.window)

@@ -58,7 +58,7 @@ async def test_feed_routes_rest_and_ws_through_the_configured_proxy() -> None:
 
 
 async def test_feed_routes_rest_and_ws_through_a_socks5_proxy() -> None:
-    """The feed is pointed at a closed port that only the proxy maps to the server: a book proves both paths."""
+    """The feed is pointed at a closed port that only the proxy maps to the server: its book proves both."""
     collector = Collector()
     channels = [compat.TRADES, compat.L2_BOOK]
     dead = free_port()
@@ -109,9 +109,8 @@ async def test_http_proxy_argument_carries_rest_and_ws_of_the_native_feed(two_pr
     tiny, port, other, _ = two_proxies
     async with running_server(seed=4, rate=0, ping_interval=0.5, pong_timeout=5.0) as server:
         section = backpack_section(server, private=False)
-        await _book_through(
-            server, http_proxy=f"http://127.0.0.1:{port}", handler_config={"log": {"disabled": True}, "backpack": section}
-        )
+        config = {"log": {"disabled": True}, "backpack": section}
+        await _book_through(server, http_proxy=f"http://127.0.0.1:{port}", handler_config=config)
         target = f"127.0.0.1:{server.port}"
     assert tiny.connects == [target]
     assert any(f"http://{target}/api/v1/depth" in line for line in tiny.forwards)
@@ -119,13 +118,12 @@ async def test_http_proxy_argument_carries_rest_and_ws_of_the_native_feed(two_pr
 
 
 async def test_backpack_proxy_settings_win_over_http_proxy(two_proxies) -> None:
-    """Precedence: ``ws_proxy`` from the backpack config wins; ``http_proxy`` fills the unset ``rest_proxy``."""
+    """Precedence: the backpack ``ws_proxy`` wins; ``http_proxy`` fills the unset ``rest_proxy``."""
     via_http_proxy, port_a, via_ws_proxy, port_b = two_proxies
     async with running_server(seed=4, rate=0, ping_interval=0.5, pong_timeout=5.0) as server:
         section = backpack_section(server, private=False, ws_proxy=f"http://127.0.0.1:{port_b}")
-        await _book_through(
-            server, http_proxy=f"http://127.0.0.1:{port_a}", handler_config={"log": {"disabled": True}, "backpack": section}
-        )
+        config = {"log": {"disabled": True}, "backpack": section}
+        await _book_through(server, http_proxy=f"http://127.0.0.1:{port_a}", handler_config=config)
         target = f"127.0.0.1:{server.port}"
     assert via_http_proxy.connects == [] and any("/api/v1/depth" in line for line in via_http_proxy.forwards)
     assert via_ws_proxy.connects == [target] and via_ws_proxy.forwards == []
@@ -158,16 +156,20 @@ async def test_http_proxy_argument_carries_the_ccxt_feed() -> None:
         assert proxy.carried(f"127.0.0.1:{dead}") >= 1, proxy.requests
 
 
+P1, S2, H2 = "http://127.0.0.1:1", "socks5://127.0.0.1:2", "socks5h://127.0.0.1:2"
+H3, H4, S5 = "http://127.0.0.1:3", "http://127.0.0.1:4", "socks5://127.0.0.1:5"
+
+
 @pytest.mark.parametrize(
     ("section", "http_proxy", "rest", "ws"),
     [
         ({}, None, None, None),
-        ({}, "http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1"),
-        ({"rest_proxy": "socks5://127.0.0.1:2"}, "http://127.0.0.1:1", "socks5://127.0.0.1:2", "http://127.0.0.1:1"),
-        ({"ws_proxy": "socks5h://127.0.0.1:2"}, "http://127.0.0.1:1", "http://127.0.0.1:1", "socks5h://127.0.0.1:2"),
-        ({"rest_proxy": "http://127.0.0.1:3", "ws_proxy": "http://127.0.0.1:4"}, "http://127.0.0.1:1",
-         "http://127.0.0.1:3", "http://127.0.0.1:4"),
-        ({}, URL("socks5://127.0.0.1:5"), "socks5://127.0.0.1:5", "socks5://127.0.0.1:5"),
+        ({}, P1, P1, P1),
+        ({"rest_proxy": S2}, P1, S2, P1),
+        ({"ws_proxy": H2}, P1, P1, H2),
+        ({"rest_proxy": H3, "ws_proxy": H4}, P1, H3, H4),
+        ({"rest_proxy": H3}, None, H3, None),
+        ({}, URL(S5), S5, S5),  # cryptofeed types http_proxy StrOrURL
     ],
 )
 @pytest.mark.parametrize("feed_class", [BackpackFeed, BackpackCcxtFeed])
@@ -179,7 +181,9 @@ def test_http_proxy_precedence(feed_class: type, section: dict, http_proxy: Any,
     assert (feed.bp_config.rest_proxy, feed.bp_config.ws_proxy) == (rest, ws)
     if feed_class is BackpackCcxtFeed:
         options = ccxt_options(feed.bp_config)
-        assert [options.get(k) for k in ("httpProxy", "socksProxy") if options.get(k)] == [rest] if rest else True
+        rest_options = [options[k] for k in ("httpProxy", "httpsProxy", "socksProxy") if k in options]
+        ws_options = [options[k] for k in ("wsProxy", "wssProxy", "wsSocksProxy") if k in options]
+        assert (rest_options, ws_options) == ([rest] if rest else [], [ws] if ws else [])
     else:
         transport = feed._make_transport()
         assert (transport._rest_proxy, transport._ws_proxy) == (rest, ws)
@@ -188,8 +192,12 @@ def test_http_proxy_precedence(feed_class: type, section: dict, http_proxy: Any,
 @pytest.mark.parametrize("feed_class", [BackpackFeed, BackpackCcxtFeed])
 def test_bad_http_proxy_is_refused_without_echoing_it(feed_class: type) -> None:
     seed = base64.b64encode(bytes(range(32))).decode()
-    for bad, problem in [("ftp://u:Hunter2Hunter2@127.0.0.1:1", "scheme must be one of"),
-                         (seed, "looks like key material"), ("http://u:Hunter2Hunter2@h:99999", "not a valid URL")]:
+    cases = [
+        ("ftp://u:Hunter2Hunter2@127.0.0.1:1", "scheme must be one of"),
+        (seed, "looks like key material"),
+        ("http://u:Hunter2Hunter2@h:99999", "not a valid URL"),
+    ]
+    for bad, problem in cases:
         with pytest.raises(ConfigError) as info:
             feed_class(http_proxy=bad, symbols=["BTC-USDC"], channels=[compat.TRADES],
                        callbacks={compat.TRADES: Recorder()})

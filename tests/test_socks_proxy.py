@@ -120,7 +120,10 @@ class SocksProxy:
         if not (host in _LOOPBACK_NAMES or ipaddress.ip_address(host).is_loopback):
             writer.write(b"\x05\x02\x00\x01" + bytes(6))  # not allowed: this proxy never leaves the machine
             return
-        dest = ("127.0.0.1", self.forward_to) if self.forward_to else ("127.0.0.1" if atyp == 3 else host, port)
+        if self.forward_to:
+            dest = ("127.0.0.1", self.forward_to)
+        else:
+            dest = ("127.0.0.1" if atyp == 3 else host, port)
         try:
             up_reader, up_writer = await asyncio.open_connection(*dest)
         except OSError:
@@ -146,7 +149,9 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
 
 
 @asynccontextmanager
-async def socks(auth: tuple[str, str] | None = None, forward_to: int | None = None) -> AsyncIterator[SocksProxy]:
+async def socks(
+    auth: tuple[str, str] | None = None, forward_to: int | None = None
+) -> AsyncIterator[SocksProxy]:
     proxy = SocksProxy(auth, forward_to)
     await proxy.start()
     try:
@@ -213,7 +218,8 @@ async def test_socks5_with_user_and_password(origin: int) -> None:  # noqa: F811
 async def test_socks5h_lets_the_proxy_resolve_the_host(origin: int) -> None:  # noqa: F811
     """socks5h sends the host name to the proxy; socks5 resolves it here and sends the address."""
     async with socks() as proxy:
-        transport = LiveTransport(rest_proxy=_url("socks5h", proxy.port), ws_proxy=_url("socks5h", proxy.port))
+        url = _url("socks5h", proxy.port)
+        transport = LiveTransport(rest_proxy=url, ws_proxy=url)
         try:
             await _round_trip(transport, "localhost", origin)
         finally:
@@ -221,7 +227,8 @@ async def test_socks5h_lets_the_proxy_resolve_the_host(origin: int) -> None:  # 
         assert proxy.requests == [(f"localhost:{origin}", True)] * 2
 
     async with socks() as proxy:
-        transport = LiveTransport(rest_proxy=_url("socks5", proxy.port), ws_proxy=_url("socks5", proxy.port))
+        url = _url("socks5", proxy.port)
+        transport = LiveTransport(rest_proxy=url, ws_proxy=url)
         try:
             await _round_trip(transport, "localhost", origin)
         finally:
@@ -230,7 +237,9 @@ async def test_socks5h_lets_the_proxy_resolve_the_host(origin: int) -> None:  # 
 
 
 @pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
-async def test_dead_socks_proxy_is_a_transport_error_naming_host_port_only(origin: int, scheme: str) -> None:  # noqa: F811
+async def test_dead_socks_proxy_is_a_transport_error_naming_host_port_only(
+    origin: int, scheme: str  # noqa: F811
+) -> None:
     dead = free_port()
     url = _url(scheme, dead, "bob", "Hunter2Hunter2")
     transport = LiveTransport(rest_proxy=url, ws_proxy=url)
@@ -251,7 +260,8 @@ async def test_proxy_that_is_not_socks_is_a_transport_error(origin: int) -> None
     transport = LiveTransport(rest_proxy=_url("socks5", origin), ws_proxy=_url("socks5", origin))
     try:
         with pytest.raises(TransportError, match=f"via proxy 127.0.0.1:{origin}"):
-            await asyncio.wait_for(RestClient(transport, f"http://127.0.0.1:{origin}", retries=0).status(), GUARD)
+            rest = RestClient(transport, f"http://127.0.0.1:{origin}", retries=0)
+            await asyncio.wait_for(rest.status(), GUARD)
         with pytest.raises(TransportError, match=f"via proxy 127.0.0.1:{origin}"):
             await transport.connect(f"ws://127.0.0.1:{origin}/ws", timeout=GUARD)
     finally:
