@@ -8,6 +8,7 @@ the transport unmasked.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import io
@@ -32,8 +33,14 @@ from backpack.config import (
     read_secret,
     with_http_proxy,
 )
+from backpack.live import LiveTransport
 from backpack.redaction import HIDDEN, looks_like_key, mask_url, scrub
+from backpack.rest import RestClient
+from backpack.session import WsSessionManager
+from backpack.transport import TransportError
 from harness.cli import main
+
+from .test_proxy import GUARD, free_port, origin  # noqa: F401  (origin is a fixture)
 
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -278,3 +285,54 @@ def test_every_seed_spelling_is_recognised_and_scrubbed(raw: bytes, paste: int) 
 )
 def test_ordinary_values_are_still_shown(ordinary: str) -> None:
     assert not looks_like_key(ordinary) and scrub(ordinary) == ordinary
+
+
+# -- URL passwords in the transport's reprs, logs and errors -------------------------------------
+
+
+async def test_url_passwords_never_reach_transport_reprs_logs_or_errors(
+    origin: int, caplog: pytest.LogCaptureFixture  # noqa: F811
+) -> None:
+    """The live transport connects with the URL's credentials but shows them nowhere."""
+    caplog.set_level(logging.DEBUG)
+    secret = "Hunter2Hunter2"
+    transport = LiveTransport()
+    try:
+        session = await transport.connect(f"ws://user:{secret}@127.0.0.1:{origin}/ws", timeout=GUARD)
+        texts: list[Any] = [session, transport]
+        await session.close()
+        rest = RestClient(transport, f"http://user:{secret}@127.0.0.1:{origin}", retries=0)
+        assert (await rest.status())["status"] == "Ok"
+        texts.append(rest)
+        dead = free_port()
+        with pytest.raises(TransportError) as rest_err:
+            await RestClient(transport, f"http://user:{secret}@127.0.0.1:{dead}", retries=0).status()
+        manager = WsSessionManager(
+            transport, f"ws://user:{secret}@127.0.0.1:{dead}/ws", ["trade.SOL_USDC"], _ignore, max_reconnects=1,
+            backoff_base=0.01, backoff_max=0.01,
+        )
+        with pytest.raises(TransportError) as ws_err:
+            await manager.run(asyncio.Event())
+        texts += [rest_err.value, ws_err.value, *log_texts(caplog)]
+        assert any("connect to ws://user:***@127.0.0.1" in t for t in log_texts(caplog))
+    finally:
+        await transport.close()
+    assert_absent(secret, texts)
+
+
+async def _ignore(*_: Any) -> None:
+    return None
+
+
+def test_cli_says_what_is_wrong_with_a_misplaced_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    seed = b64(bytes(SigningKey(b"\x09" * 32)))
+    code = main(["auth-check", "--secret-env", seed, "--rest", CLOSED])
+    err = capsys.readouterr().err
+    assert code == 2 and "the NAME of an environment variable" in err and HIDDEN in err and seed not in err
+    code = main(["sign", "--instruction", "x", "--timestamp", "1", "--secret-file", seed])
+    err = capsys.readouterr().err
+    assert code == 2 and "the PATH of a file" in err and seed not in err
+    code = main(["auth-check", "--secret-env", "BP_UNSET_FOR_TEST", "--rest", "http://u:Hunter2Hunter2@127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 64 and "must not carry user:password@" in err and "u:***@127.0.0.1:9" in err
+    assert "Hunter2" not in err
