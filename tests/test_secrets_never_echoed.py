@@ -324,7 +324,10 @@ async def _ignore(*_: Any) -> None:
     return None
 
 
-def test_cli_says_what_is_wrong_with_a_misplaced_seed(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_says_what_is_wrong_with_a_misplaced_seed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BP_CLI_SEED", CLI_SEED)
     seed = b64(bytes(SigningKey(b"\x09" * 32)))
     code = main(["auth-check", "--secret-env", seed, "--rest", CLOSED])
     err = capsys.readouterr().err
@@ -332,7 +335,7 @@ def test_cli_says_what_is_wrong_with_a_misplaced_seed(capsys: pytest.CaptureFixt
     code = main(["sign", "--instruction", "x", "--timestamp", "1", "--secret-file", seed])
     err = capsys.readouterr().err
     assert code == 2 and "the PATH of a file" in err and seed not in err
-    code = main(["auth-check", "--secret-env", "BP_UNSET_FOR_TEST", "--rest", "http://u:Hunter2Hunter2@127.0.0.1:9"])
+    code = main(["auth-check", "--secret-env", "BP_CLI_SEED", "--rest", "http://u:Hunter2Hunter2@127.0.0.1:9"])
     err = capsys.readouterr().err
     assert code == 64 and "must not carry user:password@" in err and "u:***@127.0.0.1:9" in err
     assert "Hunter2" not in err
