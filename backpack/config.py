@@ -40,7 +40,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from backpack.protocol.auth import MAX_WINDOW_MS, MIN_WINDOW_MS, KeyMaterialError, Signer, decode_key
-from backpack.redaction import HIDDEN, got, looks_like_key, mask_url
+from backpack.redaction import HIDDEN, got, is_key_material, looks_like_key, mask_url
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,14 @@ def read_secret(
             raise SecretSourceError(f"environment variable {env} is not set or empty")
         return value.strip()
     path = Path(file)  # type: ignore[arg-type]
-    misplaced = looks_like_key(str(file))
+    misplaced = looks_like_key(str(file))  # pass the text as given: Path() folds "//", found in seeds
     shown = "secret file" if misplaced else f"secret file {path}"
-    hint = (
-        f" (expected the PATH of a file holding the seed, not the seed itself; {HIDDEN})" if misplaced else ""
-    )
+    if not misplaced:
+        hint = ""
+    elif is_key_material(str(file)):
+        hint = f" (expected the PATH of a file holding the seed, not the seed itself; {HIDDEN})"
+    else:
+        hint = " (the path given contains what looks like key material and is not shown)"
     try:
         value = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -360,7 +363,7 @@ class BackpackConfig(BaseModel):
         # if it cannot be read, reported without being shown (read_secret).
         if isinstance(value, _KeyLike):
             raw = value.get_secret_value()
-            if looks_like_key(raw.strip()) and not Path(raw).exists():
+            if is_key_material(raw) and not Path(raw).exists():
                 raise PydanticCustomError(
                     "file_name",
                     "must be the PATH of a file holding the seed, not the seed itself; {hidden}",

@@ -57,6 +57,11 @@ def _mixed(token: str) -> bool:
     )
 
 
+def is_key_material(value: object) -> bool:
+    """The strict rule alone, on the whole value: it decodes to a 32- or 64-byte key."""
+    return isinstance(value, str) and _decodes_to_key(_WHITESPACE.sub("", value).strip("'\""))
+
+
 def looks_like_key(value: object) -> bool:
     """Whether a whole value (whitespace and surrounding quotes ignored) is key material."""
     if not isinstance(value, str):

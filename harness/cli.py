@@ -21,7 +21,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NoReturn, TextIO
 from urllib.parse import urlsplit
 
@@ -177,7 +176,8 @@ def add_secret_arguments(parser: argparse.ArgumentParser) -> None:
         "--secret-env", metavar="VAR", help="environment variable holding the base64 private key seed"
     )
     source.add_argument(
-        "--secret-file", metavar="FILE", type=Path, help="file holding the base64 private key seed"
+        # str, not Path: Path() folds "//" and a seed pasted here would no longer be recognised as one
+        "--secret-file", metavar="FILE", help="file holding the base64 private key seed"
     )
     parser.add_argument(
         "--api-key", metavar="KEY", help="base64 public key (X-API-Key) expected to match the secret"

@@ -14,7 +14,6 @@ import contextlib
 import io
 import json
 import logging
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -70,9 +69,12 @@ def b64(raw: bytes) -> str:
 
 def assert_absent(needle: str, texts: list[Any]) -> None:
     assert needle.strip(), "the needle must be non-trivial"
+    # Path() folds "//" into "/": a seed that went through it is still the seed
+    needles = {needle, needle.replace("//", "/")}
     for text in texts:
         for rendering in (str(text), repr(text)):
-            assert needle not in rendering, f"secret echoed in: {rendering[:300]}"
+            for n in needles:
+                assert n not in rendering, f"secret echoed in: {rendering[:300]}"
 
 
 def config_renderings(data: dict[str, Any], environ: dict[str, str] | None = None) -> list[Any]:
@@ -197,7 +199,9 @@ def test_seed_as_http_proxy_argument_is_never_echoed(seed: str, paste: int) -> N
 def test_read_secret_never_names_a_source_that_is_a_seed(seed: str, paste: int) -> None:
     """``read_secret`` given the seed instead of a variable name or a path says so without showing it."""
     pasted = PASTES[paste](seed)
-    for kwargs in ({"env": pasted}, {"file": pasted}, {"file": Path(pasted)}):
+    # The text as given: a Path folds "//" (which seeds contain) before read_secret could recognise it,
+    # so the CLI and the config hand read_secret the raw text or vet it first.
+    for kwargs in ({"env": pasted}, {"file": pasted}):
         with pytest.raises(SecretSourceError) as info:
             read_secret(**kwargs, environ={})
         assert info.value.misplaced and "not the seed itself" in str(info.value)
@@ -322,6 +326,18 @@ async def test_url_passwords_never_reach_transport_reprs_logs_or_errors(
 
 async def _ignore(*_: Any) -> None:
     return None
+
+
+@pytest.mark.parametrize("flag", ["--secret-file", "--secret-env"])
+def test_a_seed_with_a_double_slash_is_recognised_before_any_path_handling(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed = "AAAAAAAAAAAAAAAAA//AAAAAAAAAAAAAAAAAAAAAAAA="  # Path() would make it "...A/A..."
+    code = main(["sign", "--instruction", "x", "--timestamp", "1", flag, seed])
+    err = capsys.readouterr().err
+    assert code == 2 and HIDDEN in err
+    assert_absent(seed, [err])
+    assert_absent(seed, config_renderings({"private_key_file": seed}))
 
 
 def test_cli_says_what_is_wrong_with_a_misplaced_seed(
