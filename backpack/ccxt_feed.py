@@ -59,6 +59,7 @@ from .backoff import equal_jitter
 from .config import PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig
 from .feedbase import BackpackFeedBase
 from .protocol.wire import CANDLE_SECONDS
+from .redaction import mask_url
 
 LOG = logging.getLogger("backpack.ccxt_feed")
 
@@ -228,7 +229,9 @@ class BackpackCcxtFeed(BackpackFeedBase):
             "%s: ccxt path active (ccxt %s; %s)",
             self.id,
             ccxt.__version__,
-            f"sandbox endpoints {cfg.rest_url} {cfg.ws_url}" if cfg.sandbox else "production",
+            f"sandbox endpoints {mask_url(cfg.rest_url)} {mask_url(cfg.ws_url)}"
+            if cfg.sandbox
+            else "production",
         )
         self.exchange = self._make_exchange()
         try:

@@ -2,7 +2,11 @@
 
 Secrets get special care because a config error is exactly where a pasted key tends to leak: the seed
 is held as ``SecretStr``, error inputs are hidden, and the values of secret-looking keys (including
-unknown keys, which may be typos of secret ones) are masked before pydantic ever records them.
+unknown keys, which may be typos of secret ones) are masked before pydantic ever records them. So is
+any value that looks like key material wherever it was put (a seed pasted as ``private_key_env``, a
+URL or a number): errors say what is wrong with it without repeating it. URL passwords are masked in
+``repr``, ``str`` and ``model_dump()`` (python and json modes) while the attributes keep the real value
+for the transport.
 
 Precedence: the ``CRYPTOFEED_BACKPACK_NATIVE`` environment variable, when set, wins over
 ``native_enabled`` from the file or dict, so an operator can switch a deployment to the ccxt-backed
@@ -37,6 +41,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from backpack.protocol.auth import MAX_WINDOW_MS, MIN_WINDOW_MS, KeyMaterialError, Signer, decode_key
 from backpack.protocol.wire import DEPTH_LIMITS, DEPTH_SPEEDS
+from backpack.redaction import HIDDEN, got, is_key_material, looks_like_key, mask_url
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,11 @@ _NO_ECHO = SECRET_FIELDS | {"api_key", "key_id", "rest_proxy", "ws_proxy"}
 # Error kinds whose message already names what was given (or must not).
 _NO_ECHO_KINDS = frozenset({"missing", "env_bool", "key", "key_pair", "secret_sources", "duplicate_key"})
 _ALIASES = {"key_id": "api_key", "key_secret": "private_key"}
-_PROXY_SCHEMES = ("http", "https", "socks5")
+# Fields whose valid values are key material themselves; every other field treats key material as a mistake.
+_KEY_FIELDS = frozenset({"api_key", "key_id", "private_key", "key_secret"})
+URL_FIELDS = ("rest_url", "ws_url", "rest_proxy", "ws_proxy")
+# socks5 resolves the exchange's host name locally, socks5h lets the proxy resolve it (curl's convention).
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 class ConfigError(ValueError):
@@ -68,7 +77,15 @@ class ConfigError(ValueError):
 
 
 class SecretSourceError(KeyMaterialError):
-    """The secret could not be read from its env var or file; names the source, never the content."""
+    """The secret could not be read from its env var or file; names the source, never the content.
+
+    ``misplaced`` is set when the source given is itself key material (the seed pasted where its
+    variable's name or its file's path belongs); the message then does not repeat it.
+    """
+
+    def __init__(self, message: str, misplaced: bool = False) -> None:
+        super().__init__(message)
+        self.misplaced = misplaced
 
 
 def read_secret(
@@ -78,20 +95,34 @@ def read_secret(
     if (env is None) == (file is None):
         raise SecretSourceError("give exactly one secret source: an environment variable or a file")
     if env is not None:
+        if looks_like_key(env):
+            raise SecretSourceError(
+                "expected the NAME of an environment variable holding the seed, not the seed itself; "
+                f"{HIDDEN}",
+                misplaced=True,
+            )
         value = (os.environ if environ is None else environ).get(env)
         if value is None or not value.strip():
             raise SecretSourceError(f"environment variable {env} is not set or empty")
         return value.strip()
     path = Path(file)  # type: ignore[arg-type]
+    misplaced = looks_like_key(str(file))  # pass the text as given: Path() folds "//", found in seeds
+    shown = "secret file" if misplaced else f"secret file {path}"
+    if not misplaced:
+        hint = ""
+    elif is_key_material(str(file)):
+        hint = f" (expected the PATH of a file holding the seed, not the seed itself; {HIDDEN})"
+    else:
+        hint = " (the path given contains what looks like key material and is not shown)"
     try:
         value = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SecretSourceError(f"secret file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretSourceError(f"{shown} does not exist{hint}", misplaced) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL byte in the path
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise SecretSourceError(f"secret file {path} cannot be read ({reason})") from None
+        raise SecretSourceError(f"{shown} cannot be read ({reason}){hint}", misplaced) from None
     if not value.strip():
-        raise SecretSourceError(f"secret file {path} is empty")
+        raise SecretSourceError(f"{shown} is empty{hint}", misplaced)
     return value.strip()
 
 
@@ -103,14 +134,6 @@ def parse_bool_word(value: str) -> bool | None:
     if word in _FALSE:
         return False
     return None
-
-
-def _mask_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]  # keeps [IPv6] brackets and the port as written
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def _normalise_url(value: Any, schemes: tuple[str, ...], what: str) -> str:
@@ -181,6 +204,40 @@ def _reveal(value: Any) -> Any:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
+class _KeyLike(SecretStr):
+    """A value that looks like key material, given to a field where key material does not belong."""
+
+
+class _MaskedUrl(SecretStr):
+    """A URL carrying a password: errors and ``errors()`` show it with the password masked."""
+
+    def _display(self) -> str:
+        return mask_url(self.get_secret_value())
+
+
+def _wrap(key: str, value: Any, known: set[str]) -> Any:
+    """What pydantic may record for ``key``: never a secret, never a misplaced seed, never a URL password."""
+    if isinstance(value, str):
+        if key in _KEY_FIELDS:
+            return SecretStr(value)
+        if looks_like_key(value):
+            return _KeyLike(value)
+        if key in URL_FIELDS and mask_url(value) != value:
+            return _MaskedUrl(value)
+        if key in _NO_ECHO or key not in known:
+            return SecretStr(value)
+        return value
+    if key not in known and value is not None and not isinstance(value, SecretStr):
+        return SecretStr(f"<{type(value).__name__}>")
+    return value
+
+
+def _shown_input(value: Any) -> Any:
+    """The input recorded for a located cross-field error (a source name or path)."""
+    text = str(value) if isinstance(value, Path) else value
+    return _KeyLike(text) if looks_like_key(text) else value
+
+
 def _error(
     field: str | None, shown: Any, kind: str, template: str, ctx: dict[str, Any] | None = None
 ) -> ValidationError:
@@ -238,12 +295,13 @@ class BackpackConfig(BaseModel):
             return data
         known = set(cls.model_fields) | set(_ALIASES)
         out: dict[Any, Any] = {}
+        hidden_names = 0
         for key, value in data.items():
-            if (key in _NO_ECHO or key not in known) and isinstance(value, str):
-                value = SecretStr(value)
-            elif key not in known and value is not None and not isinstance(value, SecretStr):
-                value = SecretStr(f"<{type(value).__name__}>")
-            out[key] = value
+            if isinstance(key, str) and looks_like_key(key):
+                # A seed pasted as a setting *name*: pydantic would print it as the error location.
+                hidden_names += 1
+                key = f"<setting name {hidden_names}, not shown: it looks like key material>"
+            out[key] = _wrap(key, value, known) if isinstance(key, str) else value
         for alias, name in _ALIASES.items():
             if alias in out and name in out:
                 raise _error(
@@ -286,19 +344,43 @@ class BackpackConfig(BaseModel):
     @field_validator("private_key_env", mode="before")
     @classmethod
     def _check_env_name(cls, value: Any) -> Any:
-        if value is not None and (not isinstance(value, str) or not value.strip() or "=" in value):
+        if isinstance(value, _KeyLike):
+            raise PydanticCustomError(
+                "env_name",
+                "must be the NAME of an environment variable holding the seed, not the seed itself; {hidden}",
+                {"hidden": HIDDEN},
+            )
+        if value is not None and (
+            not isinstance(value, str) or not value.strip() or "=" in value or "\0" in value
+        ):
             raise PydanticCustomError("env_name", "must be the name of an environment variable")
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("private_key_file", mode="before")
+    @classmethod
+    def _check_key_file(cls, value: Any) -> Any:
+        # Only a value that *is* key material is refused here; a merely odd-looking path is tried and,
+        # if it cannot be read, reported without being shown (read_secret).
+        if isinstance(value, _KeyLike):
+            raw = value.get_secret_value()
+            if is_key_material(raw) and not Path(raw).exists():
+                raise PydanticCustomError(
+                    "file_name",
+                    "must be the PATH of a file holding the seed, not the seed itself; {hidden}",
+                    {"hidden": HIDDEN},
+                )
+            return raw
+        return value
 
     @field_validator("rest_url", mode="before")
     @classmethod
     def _check_rest_url(cls, value: Any) -> str:
-        return _normalise_url(value, ("http", "https"), "http(s)")
+        return _normalise_url(_reveal(value), ("http", "https"), "http(s)")
 
     @field_validator("ws_url", mode="before")
     @classmethod
     def _check_ws_url(cls, value: Any) -> str:
-        return _normalise_url(value, ("ws", "wss"), "ws(s)")
+        return _normalise_url(_reveal(value), ("ws", "wss"), "ws(s)")
 
     @field_validator("rest_proxy", "ws_proxy", mode="before")
     @classmethod
@@ -306,7 +388,7 @@ class BackpackConfig(BaseModel):
         value = _reveal(value)
         if value is None:
             return None
-        return _normalise_url(value, _PROXY_SCHEMES, "proxy")
+        return _normalise_url(value, PROXY_SCHEMES, "proxy")
 
     @field_validator(*_NUMERIC, mode="before")
     @classmethod
@@ -345,8 +427,8 @@ class BackpackConfig(BaseModel):
             if parsed is None:
                 raise PydanticCustomError(
                     "env_bool",
-                    "environment variable {var} must be one of {words}, case-insensitive (got {got})",
-                    {"var": NATIVE_ENV, "words": _BOOL_WORDS, "got": repr(override)},
+                    "environment variable {var} must be one of {words}, case-insensitive {got}",
+                    {"var": NATIVE_ENV, "words": _BOOL_WORDS, "got": got(override)},
                 )
             return parsed
         if isinstance(value, bool):
@@ -379,9 +461,8 @@ class BackpackConfig(BaseModel):
                 seed = read_secret(env=self.private_key_env, file=self.private_key_file, environ=environ)
                 decode_key(seed, f"private key from {sources[0]}")
             except KeyMaterialError as exc:
-                raise _error(
-                    sources[0], getattr(self, sources[0]), "key", "{problem}", {"problem": str(exc)}
-                ) from None
+                shown = _shown_input(getattr(self, sources[0]))
+                raise _error(sources[0], shown, "key", "{problem}", {"problem": str(exc)}) from None
         if seed is None:
             return self
         try:
@@ -402,14 +483,26 @@ class BackpackConfig(BaseModel):
 
     # -- output --------------------------------------------------------------------------------
 
-    @field_serializer("rest_proxy", "ws_proxy", when_used="json")
-    def _dump_proxy(self, value: str | None) -> str | None:
-        return None if value is None else _mask_password(value)
+    # A dump is for showing and storing settings, so it carries what repr shows: URL passwords masked and
+    # an API key only once it is known to be the public half of the configured seed. An API key given
+    # without a private key may be a seed pasted into the wrong field; nothing can tell them apart.
 
-    def __repr_args__(self):  # proxies may embed a password
+    @field_serializer(*URL_FIELDS)
+    def _dump_url(self, value: str | None) -> str | None:
+        return None if value is None else mask_url(value)
+
+    @field_serializer("api_key")
+    def _dump_api_key(self, value: str | None, info: Any) -> Any:
+        if value is None or self._signer is not None:
+            return value
+        return "**********" if info.mode == "json" else SecretStr(value)
+
+    def __repr_args__(self):
         for name, value in super().__repr_args__():
-            if name in ("rest_proxy", "ws_proxy") and isinstance(value, str):
-                value = _mask_password(value)
+            if name in URL_FIELDS and isinstance(value, str):
+                value = mask_url(value)
+            elif name == "api_key" and value is not None and self._signer is None:
+                value = SecretStr(value)
             yield name, value
 
     def __eq__(self, other: object) -> bool:
@@ -565,10 +658,34 @@ def format_errors(exc: ValidationError | ConfigError, prefix: str = SECTION) -> 
         shown = ""
         value = err.get("input")
         echo = loc and field not in _NO_ECHO and kind not in _NO_ECHO_KINDS
-        if echo and not isinstance(value, Mapping | SecretStr):
-            shown = f" (got {value!r})"
+        if isinstance(value, _KeyLike):
+            shown = "" if HIDDEN in msg else f" ({HIDDEN})"
+        elif echo and isinstance(value, _MaskedUrl):
+            shown = f" (got {value._display()!r})"
+        elif echo and not isinstance(value, Mapping | SecretStr):
+            shown = f" {got(value)}"
         lines.append(f"{where}: {msg}{shown}")
     return "\n".join(lines)
+
+
+def with_http_proxy(config: BackpackConfig, http_proxy: Any) -> BackpackConfig:
+    """Fold cryptofeed's ``http_proxy`` feed argument (``add_feed(..., http_proxy=...)``) into ``config``.
+
+    Precedence: ``rest_proxy`` and ``ws_proxy`` from the backpack config win; ``http_proxy`` fills each of
+    them that is unset. Unlike cryptofeed's own exchanges (REST GETs only) it covers the WebSocket too:
+    a feed whose snapshots and stream leave by different routes breaks exactly where a proxy is needed
+    (egress-only networks, region-bound endpoints). To proxy REST alone, set ``rest_proxy`` instead.
+    """
+    if http_proxy is None or http_proxy == "":
+        return config
+    text = str(http_proxy)  # cryptofeed types it StrOrURL: a yarl.URL is fine too
+    try:
+        proxy = _normalise_url(text, PROXY_SCHEMES, "proxy")
+    except PydanticCustomError as exc:
+        hidden = f" ({HIDDEN})" if looks_like_key(text) else ""
+        raise ConfigError([f"http_proxy: {exc.message()}{hidden}"]) from None  # a proxy may embed a password
+    update = {name: proxy for name in ("rest_proxy", "ws_proxy") if getattr(config, name) is None}
+    return config.model_copy(update=update) if update else config
 
 
 def section_of(config: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import compat
 from .backoff import equal_jitter
-from .config import BackpackConfig, section_of
+from .config import BackpackConfig, section_of, with_http_proxy
 from .protocol.subscriptions import BALANCES, FILLS, INTERVALS, ORDER_INFO, POSITIONS, RFQ
 from .protocol.symbols import native_symbol, normalize_symbol
 from .ratelog import RateLimitedLog
@@ -36,9 +36,11 @@ class BackpackFeedBase(compat.Feed):
     def __init__(
         self, *, backpack_config: BackpackConfig | dict | None = None, rng: random.Random | None = None, **kwargs: Any
     ) -> None:
-        self.bp_config = BackpackConfig.load(
+        config = BackpackConfig.load(
             backpack_config if backpack_config is not None else section_of(kwargs.get("config"))
         )
+        # cryptofeed's own http_proxy= argument fills the proxies the backpack config leaves unset
+        self.bp_config = with_http_proxy(config, kwargs.get("http_proxy"))
         if not compat.Symbols.populated(self.id):
             # Backpack symbols normalise by rule (see protocol.symbols), so subscription building needs no
             # market list and cryptofeed never performs its own symbol HTTP.

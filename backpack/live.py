@@ -6,6 +6,11 @@ and frame receipt times reflect arrival on the socket, not the moment a slow con
 ``recv()``. A per-session watchdog closes the socket when nothing at all arrives for too long: the
 exchange pings every 60 s, so silence beyond two intervals means the connection is dead even when the
 kernel has not noticed.
+
+Proxies: http(s) proxies use aiohttp's and websockets' own support; SOCKS5 proxies go through
+``aiohttp-socks`` for REST and through ``websockets``' python-socks integration for WS. ``socks5``
+resolves the exchange's host name here, ``socks5h`` lets the proxy resolve it. Errors name a proxy by
+``host:port`` only; a URL's password never reaches a message or a repr.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import time
 import weakref
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
+import aiohttp_socks
+import python_socks
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import (
@@ -35,6 +42,7 @@ from websockets.exceptions import (
 from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import State
 
+from backpack.redaction import mask_url, scrub
 from backpack.transport import (
     WATCHDOG_CLOSE_CODE,
     HttpRequest,
@@ -83,20 +91,55 @@ def _host_port(url: str) -> str:
 
 def _describe(exc: BaseException, *secrets: str | None) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:  # e.g. why a SOCKS handshake failed
+        text += f" ({type(cause).__name__}: {cause})"
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return text[:300]
+            decoded = unquote(secret)
+            if decoded != secret:
+                text = text.replace(decoded, "***")
+    return scrub(text)[:300]
 
 
-def _proxy_userinfo(proxy: str | None) -> str | None:
-    if not proxy:
+def _userinfo(url: str | None) -> str | None:
+    """The ``user:password`` part of a URL, to be blanked out of library messages."""
+    if not url:
         return None
     try:
-        parts = urlsplit(proxy)
+        parts = urlsplit(url)
     except ValueError:
         return None
     return parts.netloc.rpartition("@")[0] or None
+
+
+def _is_socks(proxy: str | None) -> bool:
+    return bool(proxy) and proxy.split(":", 1)[0].lower() in ("socks5", "socks5h")  # type: ignore[union-attr]
+
+
+def _socks_connector(proxy: str, limit: int) -> aiohttp.TCPConnector:
+    """An aiohttp connector that opens every connection through a SOCKS5 proxy."""
+    parts = urlsplit(proxy)
+    return aiohttp_socks.ProxyConnector(
+        proxy_type=python_socks.ProxyType.SOCKS5,
+        host=parts.hostname,
+        port=parts.port or 1080,
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        rdns=parts.scheme.lower() == "socks5h",
+        limit=limit,
+    )
+
+
+# What a SOCKS handshake can raise on the REST path besides OSError: aiohttp-socks' own wrappers (not
+# ClientError subclasses), python-socks' errors, and a proxy that hangs up mid-handshake (EOFError).
+_SOCKS_ERRORS = (
+    aiohttp_socks.ProxyError,
+    aiohttp_socks.ProxyConnectionError,
+    python_socks.ProxyError,
+    EOFError,
+)
 
 
 class ObservedConnection(ClientConnection):
@@ -156,7 +199,7 @@ class LiveWsSession:
             self._arm(watchdog_seconds)
 
     def __repr__(self) -> str:
-        return f"LiveWsSession(id={self.id!r}, url={self.url!r}, state={self._conn.state.name})"
+        return f"LiveWsSession(id={self.id!r}, url={mask_url(self.url)!r}, state={self._conn.state.name})"
 
     # -- seam ---------------------------------------------------------------------------------------
 
@@ -325,9 +368,14 @@ class LiveTransport:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
+            connector = (
+                _socks_connector(self._rest_proxy, self._http_pool_size)  # type: ignore[arg-type]
+                if _is_socks(self._rest_proxy)
+                else aiohttp.TCPConnector(limit=self._http_pool_size)
+            )
             # trust_env=False: only the configured proxy is used, never one from the environment.
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._http_pool_size),
+                connector=connector,
                 headers={"User-Agent": self._user_agent},
                 trust_env=False,
             )
@@ -345,7 +393,7 @@ class LiveTransport:
                 params=list(request.params) or None,
                 headers=dict(request.headers),
                 data=request.body,
-                proxy=self._rest_proxy,
+                proxy=None if _is_socks(self._rest_proxy) else self._rest_proxy,  # SOCKS: in the connector
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
                 ssl=self._ssl if self._ssl is not None else True,
@@ -356,12 +404,12 @@ class LiveTransport:
                 for key, value in resp.headers.items():
                     headers[key] = f"{headers[key]}, {value}" if key in headers else value
                 return HttpResponse(resp.status, headers, body, receipt)
-        except TimeoutError:  # aiohttp's timeout errors subclass it
+        except (TimeoutError, aiohttp_socks.ProxyTimeoutError):  # aiohttp's timeout errors subclass the first
             raise TransportTimeout(
                 f"{request.method} {where}{path}{via} timed out after {timeout:g} s"
             ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            detail = _describe(exc, _proxy_userinfo(self._rest_proxy))
+        except (aiohttp.ClientError, OSError, *_SOCKS_ERRORS) as exc:
+            detail = _describe(exc, _userinfo(self._rest_proxy), _userinfo(request.url))
             raise TransportError(f"{request.method} {where}{path}{via} failed: {detail}") from None
 
     # -- WebSocket ----------------------------------------------------------------------------------
@@ -396,14 +444,18 @@ class LiveTransport:
                 f"websocket handshake with {where}{via} rejected: HTTP {exc.response.status_code}"
             ) from None
         except OSError as exc:  # before ValueError: ssl.SSLCertVerificationError is both
-            detail = _describe(exc, _proxy_userinfo(self._ws_proxy))
+            detail = _describe(exc, _userinfo(self._ws_proxy), _userinfo(url))
             raise TransportError(f"websocket connect to {where}{via} failed: {detail}") from None
+        except ImportError:  # websockets imports python-socks lazily, on the first SOCKS connect
+            raise TransportError(
+                f"websocket connect to {where}{via}: a SOCKS proxy needs the python-socks package"
+            ) from None
         except (InvalidURI, InvalidProxy, ValueError) as exc:
             raise TransportError(
                 f"websocket connect to {where}: bad url or proxy: {type(exc).__name__}"
             ) from None
-        except WebSocketException as exc:
-            detail = _describe(exc, _proxy_userinfo(self._ws_proxy))
+        except WebSocketException as exc:  # including ProxyError: a SOCKS handshake refused or cut off
+            detail = _describe(exc, _userinfo(self._ws_proxy), _userinfo(url))
             raise TransportError(f"websocket connect to {where}{via} failed: {detail}") from None
         assert isinstance(conn, ObservedConnection)
         session = LiveWsSession(f"ws-{next(self._ids)}", url, conn, self._watchdog_seconds)

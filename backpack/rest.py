@@ -28,6 +28,7 @@ from backpack.errors import (
 )
 from backpack.protocol.auth import DEFAULT_WINDOW_MS, MAX_WINDOW_MS, MIN_WINDOW_MS, Signer
 from backpack.protocol.wire import CANDLE_INTERVALS, DEPTH_LIMITS
+from backpack.redaction import mask_url
 from backpack.transport import HttpRequest, HttpResponse, Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,10 @@ class RestClient:
         }
 
     def __repr__(self) -> str:
-        return f"RestClient(base_url={self.base_url!r}, signed={self.signer is not None}, breaker={self.breaker.state})"
+        return (
+            f"RestClient(base_url={mask_url(self.base_url)!r}, signed={self.signer is not None}, "
+            f"breaker={self.breaker.state})"
+        )
 
     # -- core ---------------------------------------------------------------------------------------
 

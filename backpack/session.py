@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from .backoff import equal_jitter
 from .protocol.auth import Signer
 from .protocol.subscriptions import is_private, subscribe_frames
+from .redaction import mask_url
 from .transport import Transport, TransportError, WsClosed, WsFrame, WsSession
 
 LOG = logging.getLogger("backpack.session")
@@ -139,7 +140,7 @@ class WsSessionManager:
                 if 0 <= self.max_reconnects < attempt:
                     raise
                 delay = self._backoff(attempt)
-                LOG.warning("connect to %s failed (%s); retrying in %.2f s", self.url, exc, delay)
+                LOG.warning("connect to %s failed (%s); retrying in %.2f s", mask_url(self.url), exc, delay)
                 await self._sleep_or_stop(delay, stop)
                 continue
             self.session = session

@@ -21,7 +21,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NoReturn, TextIO
 from urllib.parse import urlsplit
 
@@ -35,6 +34,7 @@ from backpack.protocol.auth import (
     decode_key,
     verify,
 )
+from backpack.redaction import HIDDEN, got, looks_like_key, mask_url, scrub
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -63,7 +63,9 @@ class _Parser(argparse.ArgumentParser):
     """Report usage errors through an exception so main() can return EXIT_USAGE instead of exiting."""
 
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{self.prog}: error: {message}\n{self.format_usage().rstrip()}")
+        # argparse quotes what it was given ("invalid int value: '...'", "unrecognized arguments: ..."),
+        # and that may be a seed typed where it does not belong.
+        raise _UsageError(f"{self.prog}: error: {scrub(message)}\n{self.format_usage().rstrip()}")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
@@ -118,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args._run(args)
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)  # built not to need it: belt and braces
         return exc.code
     except KeyboardInterrupt:
         return 130
@@ -137,9 +139,7 @@ def _window(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"window must be an integer of milliseconds (got {text!r})"
-        ) from None
+        raise argparse.ArgumentTypeError(f"window must be an integer of milliseconds {got(text)}") from None
     if not MIN_WINDOW_MS <= value <= MAX_WINDOW_MS:
         raise argparse.ArgumentTypeError(
             f"window must be between {MIN_WINDOW_MS} and {MAX_WINDOW_MS} ms (got {value})"
@@ -152,7 +152,7 @@ def _timestamp(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"timestamp must be an integer of milliseconds (got {text!r})"
+            f"timestamp must be an integer of milliseconds {got(text)}"
         ) from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"timestamp must not be negative (got {value})")
@@ -163,9 +163,9 @@ def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from None
+        raise argparse.ArgumentTypeError(f"must be a number of seconds {got(text)}") from None
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds (got {text!r})")
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds {got(text)}")
     return value
 
 
@@ -176,7 +176,8 @@ def add_secret_arguments(parser: argparse.ArgumentParser) -> None:
         "--secret-env", metavar="VAR", help="environment variable holding the base64 private key seed"
     )
     source.add_argument(
-        "--secret-file", metavar="FILE", type=Path, help="file holding the base64 private key seed"
+        # str, not Path: Path() folds "//" and a seed pasted here would no longer be recognised as one
+        "--secret-file", metavar="FILE", help="file holding the base64 private key seed"
     )
     parser.add_argument(
         "--api-key", metavar="KEY", help="base64 public key (X-API-Key) expected to match the secret"
@@ -188,6 +189,12 @@ def load_signer(args: argparse.Namespace) -> Signer:
     try:
         seed = read_secret(env=args.secret_env, file=args.secret_file)
     except SecretSourceError as exc:
+        if exc.misplaced:
+            raise CliError(
+                EXIT_KEY,
+                f"{exc}: --secret-env takes a variable's NAME and --secret-file a file's PATH; put the seed "
+                "in that variable or file",
+            ) from None
         raise CliError(EXIT_KEY, f"{exc}; provide the base64 private key seed there") from None
     try:
         decode_key(seed, "private key")
@@ -226,8 +233,10 @@ def _parse_params(items: Sequence[str]) -> dict[str, str]:
     params: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
+        if looks_like_key(key):  # a seed ends in "=", so it parses as a key with an empty value
+            raise CliError(EXIT_USAGE, f"--param must be key=value with a parameter name as key; {HIDDEN}")
         if not sep or not key:
-            raise CliError(EXIT_USAGE, f"--param must look like key=value (got {item!r})")
+            raise CliError(EXIT_USAGE, f"--param must look like key=value {got(item)}")
         if key in params:
             raise CliError(EXIT_USAGE, f"--param {key!r} given more than once; each key may appear once")
         params[key] = value  # kept as text: "true"/"false" are signed exactly like that
@@ -257,6 +266,10 @@ def _sign_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _sign_run(args: argparse.Namespace) -> int:
+    if looks_like_key(args.instruction):
+        raise CliError(
+            EXIT_USAGE, f"--instruction must be an instruction name such as orderExecute; {HIDDEN}"
+        )
     params = _parse_params(args.param)
     signer = load_signer(args)
     signed = signer.sign(args.instruction, params, args.timestamp, args.window)
@@ -313,10 +326,18 @@ def parse_server_time(body: bytes) -> int:
 def fetch_server_time(rest_url: str, timeout: float) -> tuple[int, int, int]:
     """GET /api/v1/time; returns (server ms, local ms at the round-trip midpoint, round trip ms)."""
     url = rest_url.rstrip("/") + "/api/v1/time"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CliError(EXIT_USAGE, f"--rest must be an http(s) URL (got {rest_url!r})")
-    handlers = [urllib.request.ProxyHandler({})] if _is_loopback(parts.hostname) else []
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        shown = f"({HIDDEN})" if looks_like_key(rest_url) else f"(got {mask_url(rest_url)!r})"
+        raise CliError(EXIT_USAGE, f"--rest must be an http(s) URL {shown}")
+    if "@" in parts.netloc:
+        # urllib cannot send URL credentials and would quote them back in its errors; /api/v1/time needs none.
+        raise CliError(EXIT_USAGE, f"--rest must not carry user:password@ (got {mask_url(rest_url)!r})")
+    handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
     opener = urllib.request.build_opener(*handlers)
     request = urllib.request.Request(url, headers={"Accept": "text/plain, application/json"})
     advice = "check --rest, the network and any proxy settings, then retry"

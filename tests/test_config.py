@@ -90,6 +90,31 @@ def test_api_key_alone_is_not_credentials(pair: tuple[str, str]) -> None:
     assert c.api_key == pair[1] and not c.has_credentials and c.signer() is None
 
 
+def test_unverified_api_key_is_not_shown_but_a_verified_one_is(pair: tuple[str, str]) -> None:
+    """Alone, an api_key may be a seed in the wrong field; next to its private key it is the public key."""
+    seed, pub = pair
+    alone = BackpackConfig(api_key=pub)
+    for rendering in (repr(alone), str(alone), alone.model_dump(), alone.model_dump(mode="json")):
+        assert pub not in str(rendering)
+    assert alone.model_dump(mode="json")["api_key"] == "**********"
+    verified = BackpackConfig(api_key=pub, private_key=seed)
+    assert pub in repr(verified) and verified.model_dump()["api_key"] == pub
+    assert verified.model_dump(mode="json")["api_key"] == pub
+
+
+@pytest.mark.parametrize("field", ["rest_url", "ws_url", "rest_proxy", "ws_proxy"])
+def test_every_url_field_masks_its_password_alike(field: str) -> None:
+    scheme = {"rest_url": "https", "ws_url": "wss"}.get(field, "http")
+    url = f"{scheme}://user:hunter2@127.0.0.1:3128"
+    c = BackpackConfig(**{field: url})
+    assert getattr(c, field) == url
+    masked = f"{scheme}://user:***@127.0.0.1:3128"
+    assert c.model_dump()[field] == c.model_dump(mode="json")[field] == masked
+    assert f"{field}={masked!r}" in repr(c)
+    bad = load_error({field: f"{scheme}://user:hunter2@127.0.0.1:99999"})
+    assert "hunter2" not in str(bad)
+
+
 def test_pair_mismatch_names_api_key_and_hides_secret(pair: tuple[str, str]) -> None:
     seed, _ = pair
     other = keypair()[1]
@@ -329,7 +354,7 @@ def test_sandbox_when_either_endpoint_differs() -> None:
     assert BackpackConfig(ws_url="ws://127.0.0.1:1").sandbox
 
 
-@pytest.mark.parametrize("scheme", ["http", "https", "socks5"])
+@pytest.mark.parametrize("scheme", ["http", "https", "socks5", "socks5h"])
 def test_proxy_schemes(scheme: str) -> None:
     c = BackpackConfig(rest_proxy=f"{scheme}://127.0.0.1:3128", ws_proxy=f"{scheme}://127.0.0.1:3129/")
     assert c.rest_proxy == f"{scheme}://127.0.0.1:3128" and c.ws_proxy == f"{scheme}://127.0.0.1:3129"
@@ -345,6 +370,7 @@ def test_proxy_password_masked() -> None:
     c = BackpackConfig(rest_proxy="http://user:hunter2@127.0.0.1:3128")
     assert c.rest_proxy == "http://user:hunter2@127.0.0.1:3128"  # the transport needs the real value
     assert "hunter2" not in repr(c) and "hunter2" not in str(c) and "hunter2" not in c.model_dump_json()
+    assert c.model_dump()["rest_proxy"] == "http://user:***@127.0.0.1:3128"  # python mode too
     assert "user:***@127.0.0.1:3128" in repr(c)
     v6 = BackpackConfig(ws_proxy="socks5://u:p%40ss@[::1]:1080")
     assert "socks5://u:***@[::1]:1080" in repr(v6) and "p%40ss" not in v6.model_dump_json()
