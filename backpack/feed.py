@@ -265,7 +265,11 @@ class BackpackFeed(BackpackFeedBase):
     async def _on_resync(self, out: ev.ResyncNeeded) -> None:
         self.metrics["resyncs"] += 1
         self._books.pop(out.symbol, None)
-        LOG.debug("%s: %s book resync (%s; expected %s, got %s)", self.id, out.symbol, out.reason, out.expected, out.got)
+        # The core reports resyncs as events and logs them at DEBUG only; the shell, which has a clock,
+        # tells the operator once per symbol and cause per interval. A reconnect's resync is expected.
+        level = logging.INFO if out.reason == "reconnect" else logging.WARNING
+        self.ratelog.log(level, f"resync {out.symbol} {out.reason}", "%s: %s book resync (%s; expected %s, got %s)",
+                         self.id, out.symbol, out.reason, out.expected, out.got)
 
     async def _on_error(self, out: ev.ErrorEvent) -> None:
         self.metrics["errors"] += 1

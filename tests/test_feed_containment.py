@@ -239,3 +239,26 @@ async def test_a_run_that_fails_unexpectedly_is_restarted_not_ended(monkeypatch:
     assert not task.done() and feed.restarts == 2
     stop.set()
     await asyncio.wait_for(task, 5)  # ends cleanly, no exception
+
+
+async def test_resyncs_are_logged_once_per_symbol_and_cause_and_the_core_stays_quiet(caplog) -> None:
+    from decimal import Decimal
+
+    from backpack.protocol.book import BookSync
+    from backpack.protocol.events import DepthDelta, DepthSnapshot, ResyncNeeded
+
+    caplog.set_level(logging.DEBUG, logger="backpack")
+    sync = BookSync("S")
+    sync.on_delta(DepthDelta("S", 1, 1, [], [], 0, 0))
+    sync.on_snapshot(DepthSnapshot("S", 1, [], [], 0))
+    outs = []
+    for i in range(100):  # a stream of deltas with negative sizes: each one invalidates the book
+        outs += sync.on_delta(DepthDelta("S", 2 + i, 2 + i, [(Decimal(1), Decimal(-1))], [], 0, 0))
+        sync.on_snapshot(DepthSnapshot("S", 2 + i, [], [], 0))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("backpack.protocol")]
+    feed = BackpackFeed(symbols=[SYM], channels=[compat.L2_BOOK], config={"log": {"disabled": True}})
+    for out in outs:
+        if isinstance(out, ResyncNeeded):
+            await feed._on_resync(out)
+    warned = [r for r in caplog.records if "book resync" in r.getMessage()]
+    assert feed.metrics["resyncs"] == 100 and len(warned) == 1 and "invalid_level" in warned[0].getMessage()

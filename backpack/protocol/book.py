@@ -388,7 +388,7 @@ class BookSync:
 
     def _invalid_level(self, d: DepthDelta) -> list[Output]:
         self.stats["invalid_deltas"] += 1
-        log.warning("%s: delta %s has an invalid level; resynchronising", self.symbol, d.first_update_id)
+        log.debug("%s: delta %s has an invalid level; resynchronising", self.symbol, d.first_update_id)
         return self._resync("invalid_level", None, None, d.receipt, [])
 
     @staticmethod
@@ -432,7 +432,7 @@ class BookSync:
                 buf.clear()
                 buf.append(d)
                 self.stats["buffered"] += 1
-                log.warning(
+                log.debug(
                     "%s: depth buffer overflow (%d deltas); asking for a snapshot again",
                     self.symbol,
                     self.max_buffer,
@@ -502,7 +502,7 @@ class BookSync:
         L = s.last_update_id
         if not (type(L) is int and L >= 0 and _levels_ok(s.bids) and _levels_ok(s.asks)):
             self.stats["invalid_snapshots"] += 1
-            log.warning("%s: invalid snapshot; asking again", self.symbol)
+            log.debug("%s: invalid snapshot; asking again", self.symbol)
             return self._refetch(s.receipt)
         buf = self._buffer
         i = 0
@@ -515,7 +515,7 @@ class BookSync:
         if buf and buf[0].first_update_id > L + 1:
             self.stats["stale_snapshots"] += 1
             got = buf[0].first_update_id
-            log.info("%s: stale snapshot %d (first buffered delta starts at %d)", self.symbol, L, got)
+            log.debug("%s: stale snapshot %d (first buffered delta starts at %d)", self.symbol, L, got)
             return self._emit_resync("stale_snapshot", L + 1, got, s.receipt) + self._refetch(s.receipt)
         book = self.book
         book._load(list(s.bids), list(s.asks))
@@ -571,7 +571,7 @@ class BookSync:
     ) -> list[Output]:
         """Invalidate the book and start a new cycle, keeping ``keep`` (newer, valid deltas) buffered."""
         if reason != "invalid_level":
-            log.warning(
+            log.debug(
                 "%s: book %s (expected %s, got %s); resynchronising", self.symbol, reason, expected, got
             )
         self.book.clear()
@@ -591,7 +591,7 @@ class BookSync:
             attempts = self._attempt - 1
             self.stats["discarded"] += len(self._buffer)
             self._go_idle()
-            log.warning(
+            log.debug(
                 "%s: no usable snapshot after %d attempts; waiting for the next delta", self.symbol, attempts
             )
             return self._emit_resync("snapshot_attempts_exhausted", None, attempts, receipt)
