@@ -70,7 +70,7 @@ async def run_demo(
     from backpack.ccxt_feed import BackpackCcxtFeed
     from backpack.config import BackpackConfig
     from backpack.feed import BackpackFeed
-    from harness.server import BackpackServer
+    from harness.loopback.server import BackpackServer
 
     started = time.monotonic()
     natives = {s: s.replace("-", "_") for s in symbols}
@@ -207,13 +207,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.server import add_serve_arguments
+    from harness.loopback.server import add_serve_arguments
 
     add_serve_arguments(parser)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from harness.server import main_serve
+    from harness.loopback.server import main_serve
 
     return main_serve(args)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import backpack  # noqa: F401  (registers BACKPACK)
 from backpack import compat
-from harness.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET, BackpackServer
+from harness.loopback.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET, BackpackServer
 
 PUBLIC = [compat.TRADES, compat.L2_BOOK, compat.TICKER, compat.TICKER_24H, compat.CANDLES, compat.FUNDING,
           compat.OPEN_INTEREST, compat.LIQUIDATIONS]

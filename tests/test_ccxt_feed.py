@@ -25,7 +25,7 @@ from backpack import ccxt_feed, compat
 from backpack.ccxt_feed import BackpackCcxtFeed, _BookMirror, candle_start, ccxt_options, point_at, to_decimal
 from backpack.config import NATIVE_ENV, PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig
 from backpack.feed import BackpackFeed
-from harness.pytest_fixtures import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET, running_server
+from harness.pytest_plugin import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET, running_server
 
 from .feed_helpers import until
 

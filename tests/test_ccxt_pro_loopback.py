@@ -16,7 +16,7 @@ from typing import Any
 import ccxt.pro as ccxtpro
 import pytest
 
-from harness.pytest_fixtures import running_server
+from harness.pytest_plugin import running_server
 
 from .feed_helpers import until
 

@@ -11,7 +11,7 @@ from backpack.protocol import wire
 from backpack.protocol.events import ErrorEvent, Trade
 from backpack.protocol.messages import _UNPARSED, Decoder
 from backpack.protocol.router import Router, is_auth_error
-from harness.pytest_fixtures import running_server
+from harness.pytest_plugin import running_server
 
 from .feed_helpers import Collector, backpack_section, drive, running_handler, until
 

@@ -9,7 +9,7 @@ import pytest
 from cryptofeed.backends.socket import TradeSocket
 
 from backpack import compat
-from harness.pytest_fixtures import running_server
+from harness.pytest_plugin import running_server
 
 from .feed_helpers import backpack_section, drive, running_handler, until
 

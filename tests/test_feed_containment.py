@@ -14,7 +14,7 @@ from backpack import compat
 from backpack.feed import BackpackFeed
 from backpack.live import LiveTransport
 from backpack.transport import HttpRequest, HttpResponse
-from harness.pytest_fixtures import running_server
+from harness.pytest_plugin import running_server
 
 from .feed_helpers import Collector, backpack_section, drive, running_handler, sent_payloads, until
 

@@ -9,7 +9,7 @@ import pytest
 from backpack import compat
 from backpack.feed import BackpackFeed
 from backpack.types import Rfq, Ticker24h
-from harness.pytest_fixtures import running_server
+from harness.pytest_plugin import running_server
 
 from .feed_helpers import (
     PRIVATE,

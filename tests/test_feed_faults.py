@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from backpack import compat
-from harness.pytest_fixtures import running_server
+from harness.pytest_plugin import running_server
 
 from .feed_helpers import Collector, backpack_section, drive, running_handler, until
 

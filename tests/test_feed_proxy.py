@@ -17,7 +17,7 @@ from backpack import compat
 from backpack.ccxt_feed import BackpackCcxtFeed, ccxt_options
 from backpack.config import ConfigError
 from backpack.feed import BackpackFeed
-from harness.pytest_fixtures import running_server
+from harness.pytest_plugin import running_server
 
 from .feed_helpers import Collector, backpack_section, drive, running_handler, until
 from .test_ccxt_feed import Recorder, running

@@ -16,7 +16,8 @@ from backpack.config import BackpackConfig
 from backpack.live import LiveTransport
 from backpack.protocol import events as ev
 from backpack.transport import HttpRequest, HttpResponse, TransportError, TransportTimeout, WsClosed, WsFrame
-from harness.pytest_fixtures import running_server
+from harness.loopback.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET
+from harness.pytest_plugin import running_server
 from harness.recording.format import (
     REDACTED,
     Header,
@@ -32,7 +33,6 @@ from harness.recording.format import (
 from harness.recording.reader import read_recording
 from harness.recording.redaction import config_secrets
 from harness.recording.writer import RecordingWriter
-from harness.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET
 from harness.transports.recording import RecordingTransport, RecordingWsSession
 
 from .feed_helpers import PRIVATE, PUBLIC, Collector, backpack_section, drive, running_handler, until

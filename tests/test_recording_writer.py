@@ -280,7 +280,7 @@ def test_redaction_is_deterministic_for_replay_comparison() -> None:
 
 def test_config_secrets_reads_seed_and_api_key() -> None:
     from backpack.config import BackpackConfig
-    from harness.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET
+    from harness.loopback.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET
 
     cfg = BackpackConfig.from_dict({"api_key": TEST_ACCOUNT_API_KEY, "private_key": TEST_ACCOUNT_SECRET})
     assert config_secrets(cfg) == [TEST_ACCOUNT_SECRET, TEST_ACCOUNT_API_KEY]

@@ -12,7 +12,7 @@ from cryptofeed import FeedHandler
 
 from backpack import compat
 from backpack.feed import BackpackFeed
-from harness.pytest_fixtures import running_server
+from harness.pytest_plugin import running_server
 
 from .feed_helpers import Collector, drive, until
 

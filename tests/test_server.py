@@ -18,9 +18,8 @@ import pytest
 import pytest_asyncio
 
 from backpack.protocol.auth import Signer
-from harness.market import DEFAULT_MARKETS, MarketConfig, MarketGenerator, encode_frame
-from harness.pytest_fixtures import running_server, start_server
-from harness.server import (
+from harness.loopback.market import DEFAULT_MARKETS, MarketConfig, MarketGenerator, encode_frame
+from harness.loopback.server import (
     TEST_ACCOUNT_API_KEY,
     TEST_ACCOUNT_SECRET,
     BackpackServer,
@@ -29,6 +28,7 @@ from harness.server import (
     check_stream,
     serve,
 )
+from harness.pytest_plugin import running_server, start_server
 
 BARRIER = "{barrier"
 PARSE_ERROR = '{"id":null,"error":{"code":4002,"message":"Parse error"}}'
@@ -36,7 +36,7 @@ PARSE_ERROR = '{"id":null,"error":{"code":4002,"message":"Parse error"}}'
 
 @pytest_asyncio.fixture
 async def srv() -> AsyncIterator[BackpackServer]:
-    """Frozen market (the test steps it), fast keep-alive: the shape of ``harness.pytest_fixtures.backpack_server``."""
+    """Frozen market (the test steps it), fast keep-alive: the shape of ``harness.pytest_plugin.backpack_server``."""
     async with running_server(seed=0, rate=0, ping_interval=0.5, pong_timeout=2.0) as server:
         yield server
 
@@ -822,7 +822,7 @@ def test_market_output_ignores_hash_seed() -> None:
 
     code = (
         "import hashlib\n"
-        "from harness.market import MarketConfig, MarketGenerator, encode_frame\n"
+        "from harness.loopback.market import MarketConfig, MarketGenerator, encode_frame\n"
         "h = hashlib.sha256()\n"
         "for e in MarketGenerator(MarketConfig(seed=9, p_private=0.3)).run(400):\n"
         "    h.update(encode_frame(e.stream, e.data).encode())\n"
@@ -849,7 +849,7 @@ async def test_main_serve_prints_urls_and_stops_cleanly_on_sigterm(http: aiohttp
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from harness.server import main_serve; raise SystemExit(main_serve(['--seed', '4', '--rate', '0']))",
+        "from harness.loopback.server import main_serve; raise SystemExit(main_serve(['--seed', '4', '--rate', '0']))",
         stdout=asyncio.subprocess.PIPE,
     )
     try:

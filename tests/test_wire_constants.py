@@ -138,7 +138,7 @@ def test_every_user_holds_the_wire_objects() -> None:
     """The other modules' names are the wire module's objects (or built from them), not copies."""
     from backpack import config, feed, feedbase, rest
     from backpack.protocol import subscriptions, symbols
-    from harness import market, server
+    from harness.loopback import market, server
 
     assert config.DEPTH_LIMITS is rest.DEPTH_LIMITS is server.DEPTH_LIMITS is wire.DEPTH_LIMITS
     assert subscriptions.INTERVALS is wire.CANDLE_INTERVALS

@@ -2,7 +2,7 @@
 
 Import what you need in a conftest or test module::
 
-    from harness.pytest_fixtures import backpack_server, start_server  # noqa: F401
+    from harness.pytest_plugin import backpack_server, start_server  # noqa: F401
 
 ``backpack_server`` is frozen (``rate=0``: the test calls ``server.step(n)``, fully deterministic) with
 fast keep-alive; ``live_backpack_server`` ticks on its own. For other settings call ``start_server``.
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from harness.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET, BackpackServer
+from harness.loopback.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET, BackpackServer
 
 __all__ = [
     "TEST_ACCOUNT_API_KEY",

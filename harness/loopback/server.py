@@ -51,8 +51,8 @@ from backpack.protocol.wire import (
     MARKET_TYPES,
     PARSE_ERROR,
 )
-from harness.faults import CloseRequest, Faults, SendRequest
-from harness.market import (
+from harness.loopback.faults import CloseRequest, Faults, SendRequest
+from harness.loopback.market import (
     DEPTH_WINDOWS_US,
     INTERVALS,
     Emission,
