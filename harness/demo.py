@@ -8,17 +8,12 @@ Exit 0 when the native path is exact (books equal, every trade once); 1 otherwis
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import sys
 import time
 from collections import defaultdict
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-
-from harness.cli import Subcommand, register
 
 DEFAULT_SYMBOLS = ("SOL-USDC", "BTC-USDC-PERP", "kSHIB-USDC-PERP")
 
@@ -185,38 +180,3 @@ def format_report(report: dict[str, Any]) -> str:
                      + ccxt_note)
     lines.append(f"native path exact: {'yes' if report['native_exact'] else 'NO'}  ({report['seconds']} s)")
     return "\n".join(lines)
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=2, help="market seed (default 2)")
-    parser.add_argument("--steps", type=int, default=1200, help="market steps to drive (default 1200)")
-    parser.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="comma-separated normalized symbols")
-    parser.add_argument("--no-fault", action="store_true", help="do not inject the sequence gap")
-    parser.add_argument("--report", type=Path, default=Path("out/demo-report.json"), help="where to write the JSON report")
-
-
-def _run(args: argparse.Namespace) -> int:
-    symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
-    report = asyncio.run(run_demo(seed=args.seed, steps=args.steps, symbols=symbols, fault=not args.no_fault,
-                                  say=lambda m: print(m, flush=True)))
-    print(format_report(report), flush=True)
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    print(f"report written to {args.report}", file=sys.stderr)
-    return 0 if report["native_exact"] else 1
-
-
-def _serve_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.loopback.server import add_serve_arguments
-
-    add_serve_arguments(parser)
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from harness.loopback.server import main_serve
-
-    return main_serve(args)
-
-
-register(Subcommand("demo", "run the native and ccxt feeds against the loopback server and compare", _add_arguments, _run))
-register(Subcommand("serve", "run the loopback Backpack server on 127.0.0.1", _serve_arguments, _serve))

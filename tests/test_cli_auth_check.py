@@ -22,7 +22,8 @@ import pytest
 from aiohttp import web
 from nacl.signing import SigningKey
 
-from harness.cli import EXIT_DRIFT, EXIT_KEY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main, parse_server_time
+from harness.cli import EXIT_DRIFT, EXIT_KEY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main
+from harness.cli.auth_check import parse_server_time
 
 TEN_MINUTES_MS = 10 * 60 * 1000
 
