@@ -2,7 +2,7 @@
 
 Pure on purpose: no sockets, no asyncio, no wall clock. Virtual time advances ``step_us`` per ``step()``,
 and every random choice comes from RNGs derived from the seed (one per symbol, one for the private
-account), so the same seed and the same number of steps give the same emissions byte for byte. That is
+account in ``account.py``, one for RFQs), so the same seed and the same number of steps give the same emissions byte for byte. That is
 what lets tests and the parity runner compare whole sessions.
 
 Internally prices are integer tick counts and sizes integer step units, so the book is exact and cheap;
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import json
 import random
 import time
 from collections import deque
@@ -23,15 +22,13 @@ from decimal import Decimal
 from typing import Any
 
 from backpack.protocol.wire import CANDLE_INTERVALS, CANDLE_SECONDS, DEPTH_SPEED_US
+from harness.loopback.market.account import _MARK_Q, Account
+from harness.loopback.market.wire import Emission, canon, iso_rest, iso_ws
 
 # Kline intervals and their lengths in seconds ("1month" is calendar based: 0).
 INTERVALS: dict[str, int] = {iv: CANDLE_SECONDS.get(iv, 0) for iv in CANDLE_INTERVALS}
 DEPTH_WINDOWS_US = DEPTH_SPEED_US
-# Fields the live wire sends as JSON integers that docs/ccxt samples sometimes show as strings.
-WIRE_INT_KEYS = frozenset({"E", "T", "U", "u", "t"})
 DEFAULT_START_US = 1_754_006_400_000_000  # 2025-08-01T00:00:00Z: fixed so sessions are reproducible
-_MARK_Q = Decimal("0.00000001")
-_FEE_RATE = Decimal("0.0002")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,34 +126,6 @@ class MarketConfig:
     trade_history: int = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Emission:
-    """One frame-to-be: the server wraps it as ``{"stream": ..., "data": ...}``."""
-
-    stream: str
-    data: dict[str, Any]
-    private: bool = False
-
-    @property
-    def symbol(self) -> str | None:
-        return self.data.get("s")
-
-
-def canon(d: Decimal) -> str:
-    """Canonical decimal text ("86700", never "8.67E+4" or "-0"): how REST prints numbers here."""
-    return "0" if not d else format(d.normalize(), "f")
-
-
-def encode_frame(stream: str, data: dict[str, Any], ints_as_strings: bool = False) -> str:
-    """Compact, key-order-preserving JSON; optionally quote E/T/U/u/t like ccxt's samples."""
-    if ints_as_strings:
-        data = {
-            k: str(v) if k in WIRE_INT_KEYS and isinstance(v, int) and not isinstance(v, bool) else v
-            for k, v in data.items()
-        }
-    return json.dumps({"stream": stream, "data": data}, separators=(",", ":"))
-
-
 def _quantum(step: Decimal) -> Decimal:
     return Decimal(1).scaleb(step.as_tuple().exponent)
 
@@ -174,15 +143,7 @@ def interval_bounds(ts_s: int, interval: str) -> tuple[int, int]:
     return start, start + length
 
 
-def iso_ws(ts_s: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts_s))
-
-
-def iso_rest(ts_s: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts_s))
-
-
-def _rng(seed: int, name: str) -> random.Random:
+def rng_for(seed: int, name: str) -> random.Random:
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
@@ -226,7 +187,7 @@ class _Symbol:
 
     def __init__(self, spec: MarketSpec, cfg: MarketConfig) -> None:
         self.spec = spec
-        self.rng = _rng(cfg.seed, spec.symbol)
+        self.rng = rng_for(cfg.seed, spec.symbol)
         self.tick_q = _quantum(spec.tick_size)
         self.step_q = _quantum(spec.step_size)
         self.bids: dict[int, int] = {}
@@ -274,39 +235,6 @@ class _Symbol:
         return (bid + ask) // 2
 
 
-@dataclass(slots=True)
-class _Order:
-    id: str
-    symbol: str
-    side: str  # "Bid" | "Ask"
-    price_ticks: int
-    units: int
-    client_id: int | None
-    post_only: bool
-    filled_units: int = 0
-    filled_quote: Decimal = Decimal(0)
-
-
-@dataclass(slots=True)
-class _Rfq:
-    id: int
-    market: _Symbol  # the spot market it prices
-    units: int
-    side: str  # "Bid" | "Ask"
-    own: bool  # this account requested it (else: a broadcast to makers, answered with our quote)
-    client_id: str
-    quote_id: int | None = None
-
-
-@dataclass(slots=True)
-class _Position:
-    id: int
-    units: int = 0  # signed net quantity in step units
-    entry: Decimal = Decimal(0)
-    realized: Decimal = Decimal(0)
-    fees: Decimal = Decimal(0)
-
-
 def _depth_data(
     st: _Symbol, bids: dict[int, int], asks: dict[int, int], first: int, last: int, t: int, e: int
 ) -> dict[str, Any]:
@@ -336,24 +264,7 @@ class MarketGenerator:
         for st in self._syms.values():
             self._seed_book(st)
             self._seed_funding(st)
-        self._prv = _rng(cfg.seed, "private-account")
-        self._next_order_id = self._prv.randint(10**9, 9 * 10**9)
-        self._next_position_id = self._prv.randint(10**9, 9 * 10**9)
-        self.orders: dict[str, _Order] = {}
-        self._rfq_rng = _rng(cfg.seed, "rfq")  # its own stream: adding RFQs changed no other seeded output
-        self._next_rfq_id = self._rfq_rng.randint(10**17, 2 * 10**17)
-        self.rfqs: dict[int, _Rfq] = {}
-        self.positions: dict[str, _Position] = {}
-        self.balances: dict[str, Decimal] = {"USDC": Decimal("100000")}
-        for spec in cfg.markets:
-            if not spec.perp:
-                self.balances.setdefault(spec.base, Decimal("100"))
-        first_perp = next((s for s in self._syms.values() if s.spec.perp), None)
-        if first_perp is not None:  # an open position so the subscribe-time snapshot is not empty
-            units = max(1, first_perp.spec.max_units // 20)
-            self.positions[first_perp.spec.symbol] = _Position(
-                self._new_position_id(), units, first_perp.spec.start_price
-            )
+        self.account = Account(self)
 
     # -- public views ----------------------------------------------------------------------------
     @property
@@ -530,14 +441,24 @@ class MarketGenerator:
                 )
         return rows
 
+    # -- the private test account (harness.loopback.market.account) ---------------------------
+    @property
+    def orders(self) -> dict[str, Any]:
+        return self.account.orders
+
+    @property
+    def positions(self) -> dict[str, Any]:
+        return self.account.positions
+
+    @property
+    def balances(self) -> dict[str, Decimal]:
+        return self.account.balances
+
     def positions_snapshot(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Open positions as sent on ``account.positionUpdate`` subscribe: no ``e`` field."""
-        out = []
-        for sym, pos in self.positions.items():
-            if pos.units and (symbol is None or sym == symbol):
-                data = self._position_data(self._syms[sym], pos, None, self.now_us)
-                out.append(data)
-        return out
+        return self.account.positions_snapshot(symbol)
+
+    def rfq_symbols(self) -> list[str]:
+        return self.account.rfq_symbols()
 
     # -- stepping -------------------------------------------------------------------------------
     def step(self) -> list[Emission]:
@@ -553,8 +474,7 @@ class MarketGenerator:
             self._funding_boundary(st, prev)
         for st in self._syms.values():
             self._activity(st, out)
-        self._private(out)
-        self._rfq(out)
+        self.account.step(out)
         crossed = lambda period: period > 0 and now // period != prev // period  # noqa: E731
         for st in self._syms.values():
             if crossed(cfg.ticker_period_us):
@@ -968,254 +888,3 @@ class MarketGenerator:
             self._record_funding(st, self.now_us // 1000 // interval * interval, st.funding_units)
 
     # -- internals: the private test account ----------------------------------------------------
-    def _new_position_id(self) -> int:
-        self._next_position_id += 1
-        return self._next_position_id
-
-    def _private(self, out: list[Emission]) -> None:
-        rng = self._prv
-        if rng.random() >= self.config.p_private:
-            return
-        r = rng.random()
-        if not self.orders or (len(self.orders) < 3 and r < 0.4):
-            self._place(out)
-            return
-        order = self.orders[rng.choice(sorted(self.orders))]
-        if r < 0.8:
-            remaining = order.units - order.filled_units
-            units = remaining if rng.random() < 0.4 else rng.randint(1, remaining)
-            self._fill(order, units, out)
-        else:
-            del self.orders[order.id]
-            self._emit_order(order, "orderCancelled", "Cancelled", out)
-
-    def _place(self, out: list[Emission]) -> None:
-        rng = self._prv
-        st = self._syms[rng.choice(sorted(self._syms))]
-        bid = rng.random() < 0.5
-        side = st.bids if bid else st.asks
-        if not side:
-            return
-        top = max(side) if bid else min(side)
-        price = top - rng.randint(0, 3) if bid else top + rng.randint(0, 3)
-        if price <= 0:
-            return
-        self._next_order_id += rng.randint(1, 1000)
-        order = _Order(
-            id=str(self._next_order_id),
-            symbol=st.spec.symbol,
-            side="Bid" if bid else "Ask",
-            price_ticks=price,
-            units=rng.randint(1, max(1, st.spec.max_units // 10)),
-            client_id=rng.randint(1, 2**31) if rng.random() < 0.5 else None,
-            post_only=rng.random() < 0.3,
-        )
-        self.orders[order.id] = order
-        self._emit_order(order, "orderAccepted", "New", out)
-
-    # -- internals: RFQ ------------------------------------------------------------------------
-    def rfq_symbols(self) -> list[str]:
-        """RFQ markets (``<spot>_RFQ``): not listed by /markets, as on the exchange."""
-        return [f"{s.symbol}_RFQ" for s in self.config.markets if not s.perp]
-
-    def _rfq(self, out: list[Emission]) -> None:
-        rng = self._rfq_rng
-        spots = [st for st in self._syms.values() if not st.spec.perp]
-        if not spots or rng.random() >= self.config.p_rfq:
-            return
-        if not self.rfqs or (len(self.rfqs) < 2 and rng.random() < 0.5):
-            self._next_rfq_id += rng.randint(1, 10**6)
-            st = spots[rng.randrange(len(spots))]
-            rfq = _Rfq(self._next_rfq_id, st, rng.randint(1, max(1, st.spec.max_units // 50)),
-                       rng.choice(("Bid", "Ask")), rng.random() < 0.5, str(rng.randint(1, 10**6)))
-            self.rfqs[rfq.id] = rfq
-            now_ms = self.now_us // 1000
-            self._emit_rfq(rfq, "rfqAccepted" if rfq.own else "rfqActive", "New", out,
-                           q=rfq.market.wire_size(rfq.units), w=now_ms + 60_000, W=now_ms + 120_000)
-            return
-        rfq = self.rfqs[sorted(self.rfqs)[rng.randrange(len(self.rfqs))]]
-        st = rfq.market
-        price = st.wire_price(max(1, st.mid_ticks() + rng.randint(-3, 3)))
-        if rfq.quote_id is None:
-            self._next_rfq_id += rng.randint(1, 10**6)
-            rfq.quote_id = self._next_rfq_id
-            if rfq.own:
-                quote = canon(st.size(rfq.units) * Decimal(price))
-                self._emit_rfq(rfq, "rfqCandidate", "New", out, q=st.wire_size(rfq.units), Q=quote, p=price)
-            else:
-                self._emit_rfq(rfq, "quoteAccepted", "New", out)
-            return
-        del self.rfqs[rfq.id]
-        if rng.random() < 0.7:
-            self._emit_rfq(rfq, "rfqFilled", "Filled", out, p=price)
-        elif rfq.own:
-            self._emit_rfq(rfq, "rfqCancelled", "Cancelled", out)
-        else:
-            self._emit_rfq(rfq, "quoteCancelled", "Cancelled", out)
-
-    def _emit_rfq(self, rfq: _Rfq, event: str, status: str, out: list[Emission], **fields: Any) -> None:
-        t, e = self._times(rfq.market)
-        symbol = f"{rfq.market.spec.symbol}_RFQ"
-        data: dict[str, Any] = {"e": event, "E": e, "R": rfq.id}
-        if rfq.quote_id is not None and event != "rfqCancelled":
-            data["u"] = rfq.quote_id
-        if rfq.own or event.startswith("quote") or event == "rfqFilled":
-            data["C"] = rfq.client_id
-        data["s"] = symbol
-        if rfq.own:
-            data["S"] = rfq.side
-        data.update(fields)
-        data["X"] = status
-        data["T"] = t
-        out.append(Emission("account.rfqUpdate", data, private=True))
-        out.append(Emission(f"account.rfqUpdate.{symbol}", data, private=True))
-
-    def _order_data(self, o: _Order, event: str, status: str, t: int, e: int) -> dict[str, Any]:
-        st = self._syms[o.symbol]
-        data: dict[str, Any] = {"e": event, "E": e, "s": o.symbol}
-        if o.client_id is not None:
-            data["c"] = o.client_id
-        data.update(
-            {
-                "S": o.side,
-                "o": "LIMIT",
-                "f": "GTC",
-                "q": st.wire_size(o.units),
-                "p": st.wire_price(o.price_ticks),
-                "X": status,
-                "i": o.id,
-                "z": st.wire_size(o.filled_units),
-                "Z": canon(o.filled_quote),
-                "V": "RejectTaker",
-                "T": t,
-                "O": "USER",
-                "r": False,
-                "y": o.post_only,
-            }
-        )
-        return data
-
-    def _emit_order(
-        self, o: _Order, event: str, status: str, out: list[Emission], fill: dict[str, Any] | None = None
-    ) -> None:
-        t, e = self._times(self._syms[o.symbol])
-        data = self._order_data(o, event, status, t, e)
-        if fill:
-            data.update(fill)
-        out.append(Emission("account.orderUpdate", data, private=True))
-        out.append(Emission(f"account.orderUpdate.{o.symbol}", data, private=True))
-
-    def _fill(self, o: _Order, units: int, out: list[Emission]) -> None:
-        st = self._syms[o.symbol]
-        price, qty = st.price(o.price_ticks), st.size(units)
-        notional = price * qty
-        fee = (notional * _FEE_RATE).quantize(Decimal("0.000001"))
-        o.filled_units += units
-        o.filled_quote += notional
-        buy = o.side == "Bid"
-        other = str(st.order_id + 1)
-        st.order_id += 1
-        # The fill is also a public trade with the same id; our resting order is the maker.
-        out.append(
-            self._trade(
-                st, o.price_ticks, units, o.id if buy else other, other if buy else o.id, buyer_maker=buy
-            )
-        )
-        done = o.filled_units >= o.units
-        if done:
-            del self.orders[o.id]
-        fill = {
-            "t": st.trade_id,
-            "l": st.wire_size(units),
-            "L": st.wire_price(o.price_ticks),
-            "m": True,
-            "n": canon(fee),
-            "N": st.spec.quote,
-        }
-        self._emit_order(o, "orderFill", "Filled" if done else "PartiallyFilled", out, fill)
-        signed = qty if buy else -qty
-        changed: list[str] = [st.spec.quote]
-        if st.spec.perp:
-            realized = self._apply_position(st, units if buy else -units, price, fee, out)
-            self.balances[st.spec.quote] = self.balances.get(st.spec.quote, Decimal(0)) - fee + realized
-        else:
-            self.balances[st.spec.base] = self.balances.get(st.spec.base, Decimal(0)) + signed
-            self.balances[st.spec.quote] = self.balances.get(st.spec.quote, Decimal(0)) - signed * price - fee
-            changed.insert(0, st.spec.base)
-        for asset in changed:
-            t, e = self._times(st)
-            out.append(
-                Emission(
-                    "account.balanceUpdate",
-                    {
-                        "e": "balanceUpdate",
-                        "E": e,
-                        "a": asset,
-                        "A": canon(self.balances[asset]),
-                        "L": "0",
-                        "S": "0",
-                        "T": t,
-                    },
-                    private=True,
-                )
-            )
-
-    def _apply_position(
-        self, st: _Symbol, delta: int, price: Decimal, fee: Decimal, out: list[Emission]
-    ) -> Decimal:
-        sym = st.spec.symbol
-        pos = self.positions.get(sym)
-        if pos is None or pos.units == 0:
-            pos = self.positions[sym] = _Position(self._new_position_id())
-        old = pos.units
-        new = old + delta
-        realized = Decimal(0)
-        if old == 0 or (old > 0) == (delta > 0):
-            total = abs(old) + abs(delta)
-            pos.entry = ((pos.entry * abs(old) + price * abs(delta)) / total).quantize(_MARK_Q)
-        else:
-            closed = min(abs(old), abs(delta))
-            realized = (price - pos.entry) * st.size(closed) * (1 if old > 0 else -1)
-            if (old > 0) != (new > 0) and new != 0:
-                pos.entry = price
-        pos.units = new
-        pos.realized += realized - fee
-        pos.fees += fee
-        event = "positionOpened" if old == 0 else ("positionClosed" if new == 0 else "positionAdjusted")
-        data = self._position_data(st, pos, event, self.now_us)
-        out.append(Emission("account.positionUpdate", data, private=True))
-        out.append(Emission(f"account.positionUpdate.{sym}", data, private=True))
-        if new == 0:
-            del self.positions[sym]
-        return realized
-
-    def _position_data(self, st: _Symbol, pos: _Position, event: str | None, _now: int) -> dict[str, Any]:
-        t, e = self._times(st)
-        mark = st.mid().quantize(_MARK_Q)
-        qty = st.size(pos.units)
-        size = abs(qty)
-        break_even = pos.entry
-        if pos.units:
-            sign = 1 if pos.units > 0 else -1
-            break_even = (pos.entry + sign * pos.fees / abs(qty)).quantize(_MARK_Q)
-        data: dict[str, Any] = {} if event is None else {"e": event}
-        data.update(
-            {
-                "E": e,
-                "s": st.spec.symbol,
-                "b": canon(break_even),
-                "B": canon(pos.entry),
-                "f": "0.02",
-                "M": canon(mark),
-                "m": "0.0125",
-                "q": canon(qty),
-                "Q": canon(size),
-                "n": canon((size * mark).quantize(_MARK_Q)),
-                "i": pos.id,
-                "l": "0",
-                "p": canon(pos.realized.quantize(_MARK_Q)),
-                "P": canon(((mark - pos.entry) * qty).quantize(_MARK_Q)),
-                "T": t,
-            }
-        )
-        return data
