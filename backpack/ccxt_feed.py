@@ -56,6 +56,7 @@ from ccxt.base.errors import BaseError as CcxtError
 
 from . import compat
 from .backoff import equal_jitter
+from .clock import sleep_or_stop, to_us
 from .config import PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig
 from .feedbase import BackpackFeedBase
 from .protocol.wire import CANDLE_SECONDS
@@ -269,7 +270,7 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 LOG.warning(
                     "%s: ccxt load_markets failed (%s); retrying in %.1fs", self.id, self._safe(exc), delay
                 )
-                if await _pause(stop, delay):
+                if await sleep_or_stop(self.clock, to_us(delay), stop):
                     return False
         return False
 
@@ -367,12 +368,12 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 delay = self._backoff(failures)
                 level = logging.WARNING if isinstance(exc, CcxtError) else logging.ERROR
                 LOG.log(level, "%s: %s failed (%s); retrying in %.1fs", self.id, name, self._safe(exc), delay)
-                if await _pause(stop, delay):
+                if await sleep_or_stop(self.clock, to_us(delay), stop):
                     return
                 continue
             failures = 0
             try:
-                await handle(result, time.time())
+                await handle(result, self.clock.now_us() / 1_000_000)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -429,7 +430,7 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 for t in batch:
                     await emit(t, receipt)
                 batch = _undelivered_tail(self.exchange, sym, delivered)
-                receipt = time.time()
+                receipt = self.clock.now_us() / 1_000_000
 
         return handle
 
@@ -626,13 +627,4 @@ async def _unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> bool:
     if job.cancelled():
         return False
     job.result()  # re-raise the work's own error
-    return True
-
-
-async def _pause(stop: asyncio.Event, delay: float) -> bool:
-    """Sleep ``delay`` seconds unless stopped first; True when stopped."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=delay)
-    except TimeoutError:
-        return False
     return True

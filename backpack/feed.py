@@ -15,6 +15,7 @@ from typing import Any
 
 from . import adapters, compat
 from .backoff import equal_jitter
+from .clock import Clock, to_us
 from .errors import BackpackError
 from .feedbase import BackpackFeedBase
 from .protocol import events as ev
@@ -57,15 +58,20 @@ class BackpackFeed(BackpackFeedBase):
         *,
         transport: Transport | None = None,
         protocol_callback: ProtocolCallback | None = None,
+        clock: Clock | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        if transport is not None:
+            if clock is not None and clock is not transport.clock:
+                raise ValueError("give a clock or a transport (which brings its own clock), not both")
+            clock = transport.clock
+        super().__init__(clock=clock, **kwargs)
         self._transport = transport
         self._owns_transport = transport is None
         self.protocol_callback = protocol_callback
         self.router = Router(accept=accepted(self.subscription))
         self.symbol_map: SymbolMap | None = None
-        self.symbols = SymbolCache(self.bp_config.symbol_cache_ttl)
+        self.symbols = SymbolCache(to_us(self.bp_config.symbol_cache_ttl))
         self.session: WsSessionManager | None = None
         self.rest: RestClient | None = None
         self._books: dict[str, Any] = {}
@@ -87,7 +93,8 @@ class BackpackFeed(BackpackFeedBase):
 
             cfg = self.bp_config
             self._transport = LiveTransport(
-                rest_proxy=cfg.rest_proxy, ws_proxy=cfg.ws_proxy, watchdog_seconds=cfg.ws_watchdog_seconds
+                rest_proxy=cfg.rest_proxy, ws_proxy=cfg.ws_proxy, watchdog_seconds=cfg.ws_watchdog_seconds,
+                clock=self.clock,
             )
         return self._transport
 
@@ -136,7 +143,7 @@ class BackpackFeed(BackpackFeedBase):
         except (BackpackError, TransportError) as exc:
             LOG.error("%s: could not load /api/v1/markets (%s); continuing with rule-based symbol names", self.id, exc)
             return
-        self.symbol_map = self.symbols.update(payload, now=self._transport.now_us() / 1_000_000)
+        self.symbol_map = self.symbols.update(payload, self.clock.now_us())
         for warning in self.symbols.warnings:
             LOG.warning("%s: %s", self.id, warning)
         # RFQ markets (<spot>_RFQ) are never listed by /markets: their absence says nothing.
@@ -150,8 +157,8 @@ class BackpackFeed(BackpackFeedBase):
         assert self._transport is not None
         await self._load_symbols()
         while not stop.is_set():
-            await self._transport.sleep(self.symbols.ttl)
-            if self.symbols.needs_refresh(self._transport.now_us() / 1_000_000):
+            await self.clock.sleep_us(self.symbols.ttl_us)
+            if self.symbols.needs_refresh(self.clock.now_us()):
                 await self._load_symbols()
 
     async def _close_resources(self) -> None:
@@ -176,8 +183,6 @@ class BackpackFeed(BackpackFeedBase):
         self.ratelog.log(logging.ERROR, f"internal {where}", "%s: %s failed (%s); continuing", self.id, where,
                          type(exc).__name__, exc_info=exc)
 
-    def _now_us(self) -> int:
-        return self._transport.now_us() if self._transport is not None else super()._now_us()
 
     async def _on_disconnect(self, connection: int) -> None:
         await self._dispatch(self.router.connection_lost())
@@ -186,7 +191,7 @@ class BackpackFeed(BackpackFeedBase):
         assert self.rest is not None and self._transport is not None
         try:
             if attempt > 1:
-                await self._transport.sleep(equal_jitter(0.25, attempt - 2, 30.0, self.rng))
+                await self.clock.sleep_us(to_us(equal_jitter(0.25, attempt - 2, 30.0, self.rng)))
             data, receipt = await self.rest.depth_snapshot(symbol, self.bp_config.depth_limit)
         except (BackpackError, TransportError) as exc:
             self.metrics["snapshot_failures"] += 1

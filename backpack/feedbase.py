@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from typing import Any
 
 from . import compat
 from .backoff import equal_jitter
+from .clock import Clock, WallClock, sleep_or_stop, to_us
 from .config import BackpackConfig, section_of, with_http_proxy
 from .protocol.subscriptions import BALANCES, FILLS, INTERVALS, ORDER_INFO, POSITIONS, RFQ
 from .protocol.symbols import native_symbol, normalize_symbol
@@ -34,8 +34,14 @@ class BackpackFeedBase(compat.Feed):
     valid_candle_intervals = VALID_CANDLE_INTERVALS
 
     def __init__(
-        self, *, backpack_config: BackpackConfig | dict | None = None, rng: random.Random | None = None, **kwargs: Any
+        self,
+        *,
+        backpack_config: BackpackConfig | dict | None = None,
+        rng: random.Random | None = None,
+        clock: Clock | None = None,
+        **kwargs: Any,
     ) -> None:
+        self.clock: Clock = clock if clock is not None else WallClock()
         config = BackpackConfig.load(
             backpack_config if backpack_config is not None else section_of(kwargs.get("config"))
         )
@@ -53,7 +59,7 @@ class BackpackFeedBase(compat.Feed):
         self._stop: asyncio.Event | None = None
         self.callback_errors: dict[str, int] = {}  # callback name -> exceptions it raised
         self.restarts = 0  # runs that ended on an unexpected error and were started again
-        self.ratelog = RateLimitedLog(LOG, self._now_us)
+        self.ratelog = RateLimitedLog(LOG, self.clock.now_us)
         private = [c for c in self.subscription if c in _PRIVATE_SUBSCRIPTIONS]
         if private and not self.bp_config.has_credentials:
             raise ValueError(
@@ -98,10 +104,6 @@ class BackpackFeedBase(compat.Feed):
             logging.ERROR, f"callback {name}", "%s: %s callback %s raised %s (%d so far); the feed keeps delivering",
             self.id, data_type, name, type(exc).__name__, count, exc_info=exc if count == 1 else None,
         )
-
-    def _now_us(self) -> int:
-        """The clock for rate-limited logs; subclasses with a transport use its clock."""
-        return time.monotonic_ns() // 1000
 
     # --- what subclasses provide ---------------------------------------------------------------
 
@@ -152,10 +154,7 @@ class BackpackFeedBase(compat.Feed):
                 LOG.exception("%s: %s failed unexpectedly (restart %d in %.1f s)", self.id,
                               type(self).__name__, failures, delay)
                 await self._close_resources()
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
+                await sleep_or_stop(self.clock, to_us(delay), stop)
 
     # --- lifecycle: cryptofeed 3.0.1 ----------------------------------------------------------
 

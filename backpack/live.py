@@ -23,6 +23,7 @@ import ssl
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -42,9 +43,11 @@ from websockets.exceptions import (
 from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import State
 
+from backpack.clock import Clock, WallClock
 from backpack.redaction import mask_url, scrub
 from backpack.transport import (
     WATCHDOG_CLOSE_CODE,
+    ControlListener,
     HttpRequest,
     HttpResponse,
     TransportError,
@@ -56,22 +59,6 @@ from backpack.transport import (
 log = logging.getLogger(__name__)
 
 _MAX_CLOSE_REASON = 123  # bytes allowed in a close frame's reason
-
-
-class WallClock:
-    """Wall-clock microseconds that never go backwards (an NTP step would otherwise reorder receipts)."""
-
-    __slots__ = ("_last",)
-
-    def __init__(self) -> None:
-        self._last = 0
-
-    def __call__(self) -> int:
-        now = time.time_ns() // 1000
-        if now < self._last:
-            return self._last
-        self._last = now
-        return now
 
 
 def _host_port(url: str) -> str:
@@ -149,9 +136,10 @@ class ObservedConnection(ClientConnection):
     arrival order, before any ``recv()`` sees the message; Pong replies are already queued by then.
     """
 
-    def __init__(self, *args: Any, clock: WallClock, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, clock: Callable[[], int], **kwargs: Any) -> None:
         self.clock = clock
         self.pings = 0
+        self.control_listener: ControlListener | None = None
         self.last_activity_us = clock()
         self.last_activity_mono = time.monotonic()
         self.receipts: deque[int] = deque()
@@ -170,8 +158,14 @@ class ObservedConnection(ClientConnection):
             return
         if event.opcode is Opcode.PING:
             self.pings += 1
-            self.last_activity_us = self.clock()
+            now = self.last_activity_us = self.clock()
             self.last_activity_mono = time.monotonic()
+            listener = self.control_listener
+            if listener is not None:
+                # websockets queued the Pong while parsing this Ping, before this hook runs.
+                payload = bytes(event.data)
+                listener("ping", payload, now)
+                listener("pong", payload, now)
         elif event.opcode in DATA_OPCODES:
             now = self.clock()
             self.last_activity_us = now
@@ -250,6 +244,9 @@ class LiveWsSession:
     @property
     def last_activity(self) -> int:
         return self._conn.last_activity_us
+
+    def observe_control(self, listener: ControlListener | None) -> None:
+        self._conn.control_listener = listener
 
     # -- extras -------------------------------------------------------------------------------------
 
@@ -331,6 +328,7 @@ class LiveTransport:
         http_pool_size: int = 32,
         user_agent: str = "cryptofeed-backpack",
         ssl_context: ssl.SSLContext | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._rest_proxy = rest_proxy
         self._ws_proxy = ws_proxy
@@ -345,7 +343,7 @@ class LiveTransport:
         self._http_pool_size = http_pool_size
         self._user_agent = user_agent
         self._ssl = ssl_context  # None: the default verified context; set one to trust a private CA
-        self._clock = WallClock()
+        self._clock = clock if clock is not None else WallClock()
         self._ids = itertools.count(1)
         self._http: aiohttp.ClientSession | None = None
         self._sessions: weakref.WeakSet[LiveWsSession] = weakref.WeakSet()
@@ -358,11 +356,9 @@ class LiveTransport:
 
     # -- clock --------------------------------------------------------------------------------------
 
-    def now_us(self) -> int:
-        return self._clock()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     # -- REST ---------------------------------------------------------------------------------------
 
@@ -399,7 +395,7 @@ class LiveTransport:
                 ssl=self._ssl if self._ssl is not None else True,
             ) as resp:
                 body = await resp.read()
-                receipt = self.now_us()
+                receipt = self._clock.now_us()
                 headers: dict[str, str] = {}
                 for key, value in resp.headers.items():
                     headers[key] = f"{headers[key]}, {value}" if key in headers else value
@@ -418,7 +414,7 @@ class LiveTransport:
         open_timeout = self._ws_open_timeout if timeout is None else timeout
         where = _host_port(url)
         via = f" via proxy {_host_port(self._ws_proxy)}" if self._ws_proxy else ""
-        factory = functools.partial(ObservedConnection, clock=self._clock)
+        factory = functools.partial(ObservedConnection, clock=self._clock.now_us)
         try:
             conn = await ws_connect(
                 url,

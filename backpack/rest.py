@@ -1,7 +1,7 @@
 """Backpack REST client over the transport seam: decoding, typed errors, retries, circuit breaker.
 
-Every wait goes through ``transport.sleep`` and every time reading through ``transport.now_us``, so a
-replay runs backoff and breaker timing on its virtual clock. Retries re-sign each attempt (a fresh
+Every wait and every time reading goes through ``transport.clock``, so a replay runs backoff and
+breaker timing on its virtual clock. Retries re-sign each attempt (a fresh
 timestamp keeps the request inside its window). Non-idempotent calls (POST by default) are retried only
 on 429, where the exchange has certainly not acted on them.
 """
@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from backpack.backoff import equal_jitter
+from backpack.clock import to_us
 from backpack.errors import (
     CircuitOpen,
     DecodeError,
@@ -174,7 +175,8 @@ class RestClient:
         self.retry_after_max = retry_after_max
         self.timeout = timeout
         self.rng = rng if rng is not None else random.Random()
-        self.breaker = CircuitBreaker(breaker_threshold, breaker_reset, transport.now_us)
+        self.clock = transport.clock
+        self.breaker = CircuitBreaker(breaker_threshold, breaker_reset, self.clock.now_us)
         self.metrics: dict[str, int] = {
             "requests": 0,
             "retries": 0,
@@ -218,7 +220,7 @@ class RestClient:
                 if len({k for k, _ in query}) != len(query):
                     raise ValueError("signed GET parameters cannot repeat a key")
                 signed_params = dict(query)
-            timestamp_ms = self.transport.now_us() // 1000
+            timestamp_ms = self.clock.now_us() // 1000
             headers.update(
                 self.signer.sign(instruction, signed_params, timestamp_ms, self.window_ms).headers()
             )
@@ -298,7 +300,7 @@ class RestClient:
             else:
                 if 200 <= resp.status < 300:
                     return RestResult(self._decode(method, path, resp), resp.receipt, resp.status)
-                err = error_from_response(resp.status, resp.headers, resp.body, self.transport.now_us() / 1e6)
+                err = error_from_response(resp.status, resp.headers, resp.body, self.clock.now_us() / 1e6)
                 if not err.retryable:
                     raise err
                 error = err
@@ -321,7 +323,7 @@ class RestClient:
                 type(error).__name__,
                 delay,
             )
-            await self.transport.sleep(delay)
+            await self.clock.sleep_us(to_us(delay))
             attempt += 1
 
     async def get(self, path: str, params: Params = None) -> Any:

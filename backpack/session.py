@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from .backoff import equal_jitter
+from .clock import sleep_or_stop, to_us
 from .protocol.auth import Signer
 from .protocol.subscriptions import is_private, subscribe_frames
 from .redaction import mask_url
@@ -56,6 +57,7 @@ class WsSessionManager:
         rng: random.Random | None = None,
     ) -> None:
         self.transport = transport
+        self.clock = transport.clock
         self.url = url
         self.public = [s for s in streams if not is_private(s)]
         self.private = [s for s in streams if is_private(s)]
@@ -95,7 +97,7 @@ class WsSessionManager:
         frames = subscribe_frames(
             self.private,
             signer=self.signer,
-            timestamp_ms=self.transport.now_us() // 1000,
+            timestamp_ms=self.clock.now_us() // 1000,
             window_ms=self.window_ms,
             batch_size=self.batch_size,
         )
@@ -123,7 +125,7 @@ class WsSessionManager:
             self._private_retry_task = asyncio.ensure_future(self._retry_private(session, delay))
 
     async def _retry_private(self, session: WsSession, delay: float) -> None:
-        await self.transport.sleep(delay)
+        await self.clock.sleep_us(to_us(delay))
         if session is self.session and not self._stopping:
             try:
                 await self._subscribe_private(session)
@@ -147,7 +149,7 @@ class WsSessionManager:
             self.stats.connects += 1
             if self.stats.connects > 1:
                 self.stats.reconnects += 1
-            opened_at = self.transport.now_us()
+            opened_at = self.clock.now_us()
             frames_before = self.stats.frames
             try:
                 if self.on_connect is not None:
@@ -169,7 +171,7 @@ class WsSessionManager:
                 break
             if self.on_disconnect is not None:
                 await self.on_disconnect(self.stats.connects)
-            if self.stats.frames > frames_before and self.transport.now_us() - opened_at >= self.stable_us:
+            if self.stats.frames > frames_before and self.clock.now_us() - opened_at >= self.stable_us:
                 attempt = 0  # it was healthy: start the backoff over
             attempt += 1
             if 0 <= self.max_reconnects < attempt:
@@ -192,13 +194,7 @@ class WsSessionManager:
             stop_wait.cancel()
 
     async def _sleep_or_stop(self, delay: float, stop: asyncio.Event) -> None:
-        sleeper = asyncio.ensure_future(self.transport.sleep(delay))
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            stopper.cancel()
+        await sleep_or_stop(self.clock, to_us(delay), stop)
 
     async def close(self) -> None:
         self._stopping = True

@@ -4,15 +4,21 @@ Three implementations share this interface: live (real sockets), recording (wrap
 timeline) and replay (serves a recording on a virtual clock and refuses to dial out). Nothing
 monkeypatches aiohttp, websockets or cryptofeed; the feed is simply handed a transport.
 
-Times are integer microseconds from the transport's own clock, so a replay hands the core exactly the
-receipt times that were recorded.
+Times are integer microseconds from the transport's own clock (``transport.clock``, see
+``backpack.clock``), so a replay hands the core exactly the receipt times that were recorded and runs
+every wait on its virtual clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from .clock import Clock
+
+# A control frame crossing the seam: (kind, payload, receipt µs); kind is "ping" (received) or "pong" (sent).
+ControlListener = Callable[[str, bytes, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,11 @@ class WsSession(Protocol):
         """µs of the last data frame or protocol ping seen."""
         ...
 
+    def observe_control(self, listener: ControlListener | None) -> None:
+        """Have protocol Pings received (and the Pongs answering them) reported as they happen, so a
+        recorder can put them on the timeline; None stops it."""
+        ...
+
 
 @runtime_checkable
 class Transport(Protocol):
@@ -91,12 +102,10 @@ class Transport(Protocol):
 
     async def connect(self, url: str, *, timeout: float = 10.0) -> WsSession: ...
 
-    def now_us(self) -> int:
-        """The transport's clock (wall clock live, virtual on replay)."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Backoff waits go through the transport so a replay can run them on its virtual clock."""
+    @property
+    def clock(self) -> Clock:
+        """The transport's clock (wall clock live, virtual on replay): receipts come from it, and every
+        wait of whoever uses the transport should go through it."""
         ...
 
     async def close(self) -> None: ...

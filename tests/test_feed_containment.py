@@ -109,7 +109,7 @@ class SlowMarkets(LiveTransport):
         if request.url.endswith("/api/v1/markets"):
             self.market_calls += 1
             if self.fail:
-                return HttpResponse(503, {}, b"down", self.now_us())
+                return HttpResponse(503, {}, b"down", self.clock.now_us())
             await asyncio.Event().wait()  # hangs until cancelled
         return await super().request(request, timeout=timeout)
 

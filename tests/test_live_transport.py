@@ -13,7 +13,8 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
-from backpack.live import LiveTransport, WallClock
+from backpack.clock import WallClock, sleep_or_stop
+from backpack.live import LiveTransport
 from backpack.transport import (
     WATCHDOG_CLOSE_CODE,
     HttpRequest,
@@ -164,10 +165,10 @@ async def test_receipts_monotonic_and_bounded(server) -> None:
     transport = LiveTransport()
     try:
         session = await transport.connect(ws_url(srv))
-        before = transport.now_us()
+        before = transport.clock.now_us()
         await session.send("burst:200")
         frames = [await asyncio.wait_for(session.recv(), GUARD) for _ in range(200)]
-        after = transport.now_us()
+        after = transport.clock.now_us()
         assert [f.data for f in frames] == [f"m{i}" for i in range(200)]
         receipts = [f.receipt for f in frames]
         assert receipts == sorted(receipts)
@@ -186,7 +187,7 @@ async def test_receipt_is_arrival_time_not_read_time(server) -> None:
         session = await transport.connect(ws_url(srv))
         await session.send("burst:3")
         await wait_until(lambda: session.last_activity > 0 and len(session._conn.receipts) == 3, "3 queued")
-        marker = transport.now_us()
+        marker = transport.clock.now_us()
         frames = [await session.recv() for _ in range(3)]
         assert all(f.receipt <= marker for f in frames)
         await session.close()
@@ -340,7 +341,7 @@ async def test_rest_roundtrip_params_body_headers(server) -> None:
     srv, log = server
     transport = LiveTransport()
     try:
-        before = transport.now_us()
+        before = transport.clock.now_us()
         resp = await transport.request(
             HttpRequest(
                 "POST",
@@ -353,7 +354,7 @@ async def test_rest_roundtrip_params_body_headers(server) -> None:
         assert resp.status == 200
         assert resp.body == b'{"ok": true}'
         assert resp.headers["X-Extra"] == "1"
-        assert before <= resp.receipt <= transport.now_us()
+        assert before <= resp.receipt <= transport.clock.now_us()
         method, path, query, body, headers = log.requests[-1]
         assert (method, path, body) == ("POST", "/api/v1/thing", b'{"a":1}')
         assert query == [("marketType", "SPOT"), ("marketType", "PERP"), ("q", "a b&c")]
@@ -420,8 +421,26 @@ async def test_proxy_credentials_never_in_repr_or_errors() -> None:
 def test_wall_clock_never_goes_backwards() -> None:
     clock = WallClock()
     clock._last = 2**62  # as if the wall clock had just stepped back
-    assert clock() == 2**62
-    assert WallClock()() > 1_600_000_000_000_000
+    assert clock.now_us() == 2**62
+    assert WallClock().now_us() > 1_600_000_000_000_000
+
+
+async def test_wall_clock_sleeps_and_sleep_or_stop_returns_on_stop() -> None:
+    clock, stop = WallClock(), asyncio.Event()
+    before = clock.now_us()
+    assert await sleep_or_stop(clock, 20_000, stop) is False
+    assert clock.now_us() - before >= 19_000  # real time passed (a lower bound, not a timing claim)
+    asyncio.get_running_loop().call_later(0.01, stop.set)
+    assert await asyncio.wait_for(sleep_or_stop(clock, 60_000_000, stop), 5) is True
+
+
+async def test_the_live_transport_uses_the_clock_it_is_given() -> None:
+    class Fixed(WallClock):
+        def now_us(self) -> int:
+            return 42
+
+    transport = LiveTransport(clock=Fixed())
+    assert transport.clock.now_us() == 42
 
 
 class DeadPeer:

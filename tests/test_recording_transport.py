@@ -27,6 +27,7 @@ from harness.recording.format import (
     WsClose,
     WsOpen,
     WsPing,
+    WsPong,
     WsRecv,
     WsSend,
 )
@@ -107,6 +108,13 @@ class FakeTransport:
             raise item
         return item
 
+    @property
+    def clock(self):  # the fake is its own clock: readings from now_us, waits through sleep (seconds)
+        return self
+
+    async def sleep_us(self, delay_us: int) -> None:
+        await self.sleep(delay_us / 1_000_000)
+
     def now_us(self) -> int:
         return 123_456
 
@@ -158,8 +166,8 @@ async def test_returns_and_raises_exactly_what_the_inner_transport_does(tmp_path
     assert session.close_calls == [(4321, "fake default")]  # the inner session's own defaults
     with pytest.raises(ValueError, match="1006"):
         await ws.close(1006, "x")
-    assert rec.now_us() == 123_456
-    await rec.sleep(0.5)
+    assert rec.clock is inner.clock and rec.clock.now_us() == 123_456  # the inner transport's clock
+    await rec.clock.sleep_us(500_000)
     assert ("sleep", {"seconds": 0.5}) in inner.calls
     await rec.close()
     assert inner.closed and rec.writer.closed
@@ -318,8 +326,13 @@ async def test_live_feed_recorded_with_private_channels_and_no_secret_on_disk(tm
         got = [e.data for e in events if isinstance(e, WsRecv) and e.conn == opened.conn]
         sent = [f.data for f in conn.sent if f.kind == "text"]
         assert len(got) > 100 and got == sent[: len(got)]
-        pings = sum(1 for e in events if isinstance(e, WsPing) and e.conn == opened.conn)
-        assert 1 <= pings <= sum(1 for f in conn.sent if f.kind == "ping")
+        pings = [e for e in events if isinstance(e, WsPing) and e.conn == opened.conn]
+        pongs = [e for e in events if isinstance(e, WsPong) and e.conn == opened.conn]
+        assert 1 <= len(pings) <= sum(1 for f in conn.sent if f.kind == "ping")
+        # the live seam reports each Ping as it arrives: with its receipt, answered by a Pong
+        assert all(p.receipt is not None for p in pings) and len(pongs) == len(pings)
+        assert [p.receipt for p in pings] == [p.receipt for p in pongs]
+        assert conn.pongs_received >= len(pings) - 1  # the last Pong may still be in flight
         sends = [e.data for e in events if isinstance(e, WsSend) and e.conn == opened.conn]
         assert sends == [writer.redactor.ws_text(t) for t in conn.received]
     private_sends = [json.loads(e.data) for e in events if isinstance(e, WsSend) and "signature" in e.data]

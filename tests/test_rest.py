@@ -80,6 +80,13 @@ class FakeTransport:
     async def connect(self, url: str, *, timeout: float = 10.0) -> Any:
         raise AssertionError("REST tests never open sockets")
 
+    @property
+    def clock(self):  # the fake is its own clock: readings from now_us, waits through sleep (seconds)
+        return self
+
+    async def sleep_us(self, delay_us: int) -> None:
+        await self.sleep(delay_us / 1_000_000)
+
     def now_us(self) -> int:
         return self.now
 

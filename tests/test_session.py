@@ -58,6 +58,13 @@ class FakeTransport:
         self.sessions.append(session)
         return session
 
+    @property
+    def clock(self):  # the fake is its own clock: readings from now_us, waits through sleep (seconds)
+        return self
+
+    async def sleep_us(self, delay_us: int) -> None:
+        await self.sleep(delay_us / 1_000_000)
+
     def now_us(self) -> int:
         return self.clock_us
 

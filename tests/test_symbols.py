@@ -313,53 +313,56 @@ def test_symbol_map_refuses_duplicates() -> None:
 # --- SymbolCache --------------------------------------------------------------------------------
 
 
+S = 1_000_000  # µs per second
+
+
 class FakeClock:
-    def __init__(self, t: float = 1000.0) -> None:
+    def __init__(self, t: int = 1000 * S) -> None:
         self.t = t
 
-    def __call__(self) -> float:
+    def __call__(self) -> int:
         return self.t
 
 
 def test_cache_ttl_with_fake_clock() -> None:
     clock = FakeClock()
-    cache = SymbolCache(ttl_seconds=60)
+    cache = SymbolCache(ttl_us=60 * S)
     assert cache.get(clock()) is None and cache.needs_refresh(clock())
     smap = cache.update(load("ccxt_samples.json"), clock())
-    assert cache.loaded_at == 1000.0
+    assert cache.loaded_at == 1000 * S
     assert cache.get(clock()) is smap and not cache.needs_refresh(clock())
-    clock.t += 59.999
+    clock.t += 60 * S - 1
     assert cache.get(clock()) is smap and not cache.needs_refresh(clock())
-    clock.t = 1060.0  # exactly ttl later: expired
+    clock.t = 1060 * S  # exactly ttl later: expired
     assert cache.get(clock()) is None and cache.needs_refresh(clock())
     smap2 = cache.update(all_fixture_markets(), clock())
     assert smap2 is not smap and len(smap2) == 16 and cache.get(clock()) is smap2
 
 
 def test_cache_clock_going_backwards_counts_as_expired() -> None:
-    cache = SymbolCache(30)
-    cache.update(load("ccxt_samples.json"), 500.0)
-    assert cache.get(499.0) is None and cache.needs_refresh(499.0)
+    cache = SymbolCache(30 * S)
+    cache.update(load("ccxt_samples.json"), 500 * S)
+    assert cache.get(500 * S - 1) is None and cache.needs_refresh(500 * S - 1)
 
 
 def test_cache_keeps_last_good_map_on_empty_refresh() -> None:
-    cache = SymbolCache(10)
-    good = cache.update(load("ccxt_samples.json"), 0.0)
-    assert cache.update({"error": "maintenance"}, 5.0) is good
+    cache = SymbolCache(10 * S)
+    good = cache.update(load("ccxt_samples.json"), 0)
+    assert cache.update({"error": "maintenance"}, 5 * S) is good
     assert cache.warnings and "not a list" in cache.warnings[0]
-    assert cache.loaded_at == 0.0  # not refreshed by the bad answer
-    assert cache.get(11.0) is None
+    assert cache.loaded_at == 0  # not refreshed by the bad answer
+    assert cache.get(11 * S) is None
 
 
 def test_cache_empty_first_load_is_not_cached() -> None:
-    cache = SymbolCache(10)
-    empty = cache.update([], 0.0)
-    assert len(empty) == 0 and cache.get(0.0) is None and cache.needs_refresh(0.0)
+    cache = SymbolCache(10 * S)
+    empty = cache.update([], 0)
+    assert len(empty) == 0 and cache.get(0) is None and cache.needs_refresh(0)
 
 
-@pytest.mark.parametrize("ttl", [0, -1, float("inf"), float("nan"), "60", True])
+@pytest.mark.parametrize("ttl", [0, -1, 1.5, float("inf"), float("nan"), "60", True])
 def test_cache_refuses_bad_ttl(ttl: object) -> None:
-    with pytest.raises(ValueError, match="ttl_seconds"):
+    with pytest.raises(ValueError, match="ttl_us"):
         SymbolCache(ttl)  # type: ignore[arg-type]
 
 

@@ -320,46 +320,44 @@ class SymbolMap:
 
 
 class SymbolCache:
-    """The last good :class:`SymbolMap`, valid for ``ttl_seconds`` of the caller's clock.
+    """The last good :class:`SymbolMap`, valid for ``ttl_us`` of the caller's clock (integer µs, like
+    every time in the core).
 
     A refresh that yields no market keeps the previous map (an outage answer must not empty the
     symbol table); its warnings are still exposed in ``warnings``.
     """
 
-    __slots__ = ("ttl", "_map", "_loaded_at", "warnings")
+    __slots__ = ("ttl_us", "_map", "_loaded_at", "warnings")
 
-    def __init__(self, ttl_seconds: float) -> None:
-        if (
-            isinstance(ttl_seconds, bool)
-            or not isinstance(ttl_seconds, (int, float))
-            or not (0 < ttl_seconds < math.inf)
-        ):
-            raise ValueError(f"ttl_seconds must be a positive finite number, got {ttl_seconds!r}")
-        self.ttl = float(ttl_seconds)
+    def __init__(self, ttl_us: int) -> None:
+        if type(ttl_us) is not int or ttl_us <= 0:
+            raise ValueError(f"ttl_us must be a positive integer of microseconds, got {ttl_us!r}")
+        self.ttl_us = ttl_us
         self._map: SymbolMap | None = None
-        self._loaded_at: float | None = None
+        self._loaded_at: int | None = None
         self.warnings: list[str] = []
 
-    def update(self, payload: Any, now: float) -> SymbolMap:
+    def update(self, payload: Any, now_us: int) -> SymbolMap:
         markets, self.warnings = parse_markets(payload)
         if not markets:
             if self._map is not None:
                 return self._map
             return SymbolMap()
         self._map = SymbolMap(markets)
-        self._loaded_at = now
+        self._loaded_at = now_us
         return self._map
 
-    def _fresh(self, now: float) -> bool:
+    def _fresh(self, now_us: int) -> bool:
         # A clock that went backwards counts as expired: refreshing is the safe answer.
-        return self._loaded_at is not None and self._loaded_at <= now < self._loaded_at + self.ttl
+        return self._loaded_at is not None and self._loaded_at <= now_us < self._loaded_at + self.ttl_us
 
-    def get(self, now: float) -> SymbolMap | None:
-        return self._map if self._fresh(now) else None
+    def get(self, now_us: int) -> SymbolMap | None:
+        return self._map if self._fresh(now_us) else None
 
-    def needs_refresh(self, now: float) -> bool:
-        return not self._fresh(now)
+    def needs_refresh(self, now_us: int) -> bool:
+        return not self._fresh(now_us)
 
     @property
-    def loaded_at(self) -> float | None:
+    def loaded_at(self) -> int | None:
+        """µs of the last load that yielded markets."""
         return self._loaded_at

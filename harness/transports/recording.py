@@ -12,8 +12,9 @@ recorder. What it writes, in the order it happens on the event loop:
 * ``ws_send`` after a send returned, ``ws_recv`` (with the inner receipt) when recv returns a frame;
 * ``ws_close``: ``via="close"`` when the feed's close() returned, ``via="recv"``/``"send"`` the first time
   that call raised ``WsClosed`` on the connection (later repeats say nothing new and are not written);
-* ``ws_ping`` for each protocol Ping the inner session counted (``pings_received``), written at the next
-  send/recv/close on that session, without a receipt: the seam exposes a count, not the Ping itself;
+* ``ws_ping`` (with payload and receipt) for each protocol Ping, and ``ws_pong`` for its answer, as the
+  inner session reports them through ``observe_control``; an inner session without that hook only
+  counts Pings (``pings_received``), and then each is written at the next send/recv/close, unreceipted;
 * ``transport_error`` for any other exception from request/connect/send/recv/close.
 
 A recorder that cannot write (disk full, writer closed under it) must not take the feed down: it logs
@@ -27,7 +28,16 @@ import itertools
 import logging
 from typing import Any
 
-from backpack.transport import HttpRequest, HttpResponse, Transport, WsClosed, WsFrame, WsSession
+from backpack.clock import Clock
+from backpack.transport import (
+    ControlListener,
+    HttpRequest,
+    HttpResponse,
+    Transport,
+    WsClosed,
+    WsFrame,
+    WsSession,
+)
 from harness.recording.format import (
     Event,
     HttpRequestEvent,
@@ -36,6 +46,7 @@ from harness.recording.format import (
     WsClose,
     WsOpen,
     WsPing,
+    WsPong,
     WsRecv,
     WsSend,
 )
@@ -101,11 +112,9 @@ class RecordingTransport:
 
     # -- Transport ------------------------------------------------------------------------------
 
-    def now_us(self) -> int:
-        return self.inner.now_us()
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+    @property
+    def clock(self) -> Clock:
+        return self.inner.clock
 
     async def request(self, request: HttpRequest, *, timeout: float = _DEFAULT) -> HttpResponse:
         conn = f"http-{next(self._http_ids)}"
@@ -169,6 +178,11 @@ class RecordingWsSession:
         self._pings_seen = inner.pings_received
         self._close_written = False  # a WsClosed from recv/send was written
         self._local_close_written = False
+        self._listener: ControlListener | None = None
+        observe = getattr(inner, "observe_control", None)
+        self._observed = callable(observe)
+        if self._observed:
+            observe(self._on_control)
 
     def __repr__(self) -> str:
         return f"RecordingWsSession({self.inner!r})"
@@ -178,7 +192,19 @@ class RecordingWsSession:
             raise AttributeError(name)
         return getattr(self.inner, name)
 
+    def _on_control(self, kind: str, payload: bytes, receipt: int) -> None:
+        owner = self._owner
+        event = WsPing if kind == "ping" else WsPong
+        owner.record(event(owner._t(), self.id, payload, receipt))
+        if self._listener is not None:
+            self._listener(kind, payload, receipt)
+
+    def observe_control(self, listener: ControlListener | None) -> None:
+        self._listener = listener
+
     def _pings(self) -> None:
+        if self._observed:  # written as they happened
+            return
         try:
             seen = self.inner.pings_received
         except Exception:  # noqa: BLE001 - a counter that cannot be read is no reason to fail the call
