@@ -80,6 +80,11 @@ async def test_every_channel_end_to_end_and_book_matches_server() -> None:
         d = sent_24h[(t.symbol.replace("-", "_"), round(t.timestamp * 1_000_000))]
         assert (t.open, t.high, t.low, t.close, t.volume, t.trades) == (
             Decimal(d["o"]), Decimal(d["h"]), Decimal(d["l"]), Decimal(d["c"]), Decimal(d["v"]), d["n"])
+    # trigger orders keep their size (Y) while q is "0"
+    placed = {d["i"]: d for d in sent_payloads(server, "account.orderUpdate.") if d["e"] == "triggerPlaced"}
+    pending = [o for o in collector.items[compat.ORDER_INFO] if o.status == "TriggerPending"]
+    assert placed and len(pending) == len(placed)
+    assert all(o.amount == Decimal(placed[o.id]["Y"]) > 0 and placed[o.id]["q"] == "0" for o in pending)
     sent_rfq = sent_payloads(server, "account.rfqUpdate")
     rfqs = collector.items[compat.RFQ]
     assert rfqs and [(r.event, r.rfq_id) for r in rfqs] == [(d["e"], str(d["R"])) for d in sent_rfq]

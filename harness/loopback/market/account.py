@@ -31,6 +31,8 @@ class _Order:
     post_only: bool
     filled_units: int = 0
     filled_quote: Decimal = Decimal(0)
+    trigger_ticks: int | None = None  # a trigger (stop) order: its trigger price
+    pending: bool = False  # a trigger order not yet triggered: q is "0", the size is in Y
 
 
 @dataclass(slots=True)
@@ -66,6 +68,9 @@ class Account:
         self._rfq_rng = rng_for(cfg.seed, "rfq")  # its own stream: adding RFQs changed no other seeded output
         self._next_rfq_id = self._rfq_rng.randint(10**17, 2 * 10**17)
         self.rfqs: dict[int, _Rfq] = {}
+        self._trigger_rng = rng_for(cfg.seed, "trigger")  # own stream, like RFQs
+        self._next_trigger_id = self._trigger_rng.randint(10**15, 9 * 10**15)
+        self.triggers: dict[str, _Order] = {}  # placed, waiting for their trigger price
         self.positions: dict[str, _Position] = {}
         self.balances: dict[str, Decimal] = {"USDC": Decimal("100000")}
         for spec in cfg.markets:
@@ -81,6 +86,34 @@ class Account:
     def step(self, out: list[Emission]) -> None:
         self._private(out)
         self._rfq(out)
+        self._trigger(out)
+
+    def _trigger(self, out: list[Emission]) -> None:
+        """Trigger orders: ``triggerPlaced`` (q "0", size in Y), then triggered into a resting order (an
+        ``orderAccepted`` with the size in q, filled later like any order) or ``triggerFailed``."""
+        rng = self._trigger_rng
+        if rng.random() >= self.m.config.p_trigger:
+            return
+        if not self.triggers or (len(self.triggers) < 2 and rng.random() < 0.5):
+            st = self.m._syms[sorted(self.m._syms)[rng.randrange(len(self.m._syms))]]
+            bid = rng.random() < 0.5
+            mid = st.mid_ticks()
+            self._next_trigger_id += rng.randint(1, 1000)
+            order = _Order(
+                id=str(self._next_trigger_id), symbol=st.spec.symbol, side="Bid" if bid else "Ask",
+                price_ticks=max(1, mid + (2 if bid else -2)), units=rng.randint(1, max(1, st.spec.max_units // 20)),
+                client_id=None, post_only=False, trigger_ticks=max(1, mid + (1 if bid else -1)), pending=True,
+            )
+            self.triggers[order.id] = order
+            self._emit_order(order, "triggerPlaced", "TriggerPending", out)
+            return
+        order = self.triggers.pop(sorted(self.triggers)[rng.randrange(len(self.triggers))])
+        if rng.random() < 0.8:
+            order.pending = False
+            self.orders[order.id] = order
+            self._emit_order(order, "orderAccepted", "New", out)
+        else:
+            self._emit_order(order, "triggerFailed", "TriggerFailed", out)
 
     def positions_snapshot(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """Open positions as sent on ``account.positionUpdate`` subscribe: no ``e`` field."""
@@ -203,7 +236,7 @@ class Account:
                 "S": o.side,
                 "o": "LIMIT",
                 "f": "GTC",
-                "q": st.wire_size(o.units),
+                "q": "0" if o.pending else st.wire_size(o.units),
                 "p": st.wire_price(o.price_ticks),
                 "X": status,
                 "i": o.id,
@@ -216,6 +249,8 @@ class Account:
                 "y": o.post_only,
             }
         )
+        if o.trigger_ticks is not None:
+            data.update({"P": st.wire_price(o.trigger_ticks), "B": "LastPrice", "Y": st.wire_size(o.units)})
         return data
 
     def _emit_order(

@@ -118,6 +118,7 @@ class MarketConfig:
     p_liquidation: float = 0.004
     p_private: float = 0.05
     p_rfq: float = 0.02  # per step: a new RFQ, or the next state of an open one
+    p_trigger: float = 0.01  # per step: a new trigger order, or the next state of a pending one
     ticker_period_us: int = 1_000_000
     kline_period_us: int = 1_000_000
     mark_period_us: int = 1_000_000
