@@ -756,7 +756,8 @@ async def test_private_channels_match_the_server() -> None:
             assert any(
                 o.status == CCXT_STATUS.get(d["X"], d["X"])
                 and o.price == Decimal(d["p"])
-                and o.amount == Decimal(d["q"])
+                # ccxt reads only q: a trigger order's size (Y, while q is "0") is lost -> None
+                and o.amount == (None if d.get("Y") and Decimal(d["q"]) == 0 else Decimal(d["q"]))
                 and o.side == ("buy" if d["S"] == "Bid" else "sell")
                 and o.timestamp == (int(d["E"]) // 1000) / 1000
                 for d in by_id[o.id]
