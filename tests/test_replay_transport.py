@@ -129,8 +129,8 @@ async def test_a_different_frame_sent_is_a_mismatch_naming_both_texts_and_the_pl
 
 
 async def test_the_signature_array_is_compared_redacted() -> None:
-    recorded = '{"method":"SUBSCRIBE","params":["account.orderUpdate"],"signature":[%s]}' % ",".join(
-        [json.dumps(REDACTED)] * 4)
+    marks = ",".join([json.dumps(REDACTED)] * 4)
+    recorded = '{"method":"SUBSCRIBE","params":["account.orderUpdate"],"signature":[' + marks + "]}"
     sent = '{"method":"SUBSCRIBE","params":["account.orderUpdate"],"signature":["k","s","1","5000"]}'
     rec = recording(WsOpen(S, "a", WS), WsSend(S, "a", recorded), RecordingEnd(2 * S))
 
