@@ -52,7 +52,7 @@ class ReplayResult:
     outputs: int = 0  # Router outputs seen (lines or not)
     damage: RecordingDamaged | None = None  # the input ended early at this damage
     stats: ReplayStats = field(default_factory=ReplayStats)
-    collected: list[str] = field(default_factory=list)
+    cassette: Any = None  # the vcrpy Cassette the REST exchanges were played from (new episodes too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +176,7 @@ async def replay_stream(
     if not isinstance(recording, Recording):
         transport.name = os.fspath(recording)
     start_t = _ns(start)
-    result = ReplayResult(damage=rec.damage, stats=transport.stats)
+    result = ReplayResult(damage=rec.damage, stats=transport.stats, cassette=transport.cassette)
     normalizer: Normalizer | None = None
 
     def on_output(output: Any) -> None:

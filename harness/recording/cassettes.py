@@ -22,7 +22,6 @@ serializers (YAML for ``.yaml``/``.yml``, JSON for ``.json``).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -160,8 +159,13 @@ def _serializer(path: str | os.PathLike[str]) -> Any:
 def save_cassette(path: str | os.PathLike[str], requests: Sequence[VcrRequest],
                   responses: Sequence[Mapping[str, Any]]) -> None:
     """Write interactions with vcrpy's persister and the serializer the file name asks for."""
-    FilesystemPersister.save_cassette(Path(path), {"requests": list(requests), "responses": list(responses)},
-                                      serializer=_serializer(path))
+    serializer = _serializer(path)
+    try:
+        FilesystemPersister.save_cassette(Path(path), {"requests": list(requests), "responses": list(responses)},
+                                          serializer=serializer)
+    except TypeError:  # vcrpy's JSON serializer refuses bodies that are not text
+        raise CassetteError(f"{os.fspath(path)}: a JSON cassette cannot hold a binary body; "
+                            "write a .yaml cassette instead") from None
 
 
 def load_cassette(path: str | os.PathLike[str]) -> tuple[list[VcrRequest], list[dict[str, Any]]]:
@@ -271,15 +275,10 @@ def import_cassette(cassette: str | os.PathLike[str], into: str | os.PathLike[st
         raise rec.damage
     kept = [(i, e) for i, e in enumerate(rec.events) if not _is_rest(e)]
     dropped = len(rec.events) - len(kept)
-    end = [e for _, e in kept if e.kind == "end"]
-    kept = [(i, e) for i, e in kept if e.kind != "end"]
     rest = events_from_cassette(requests, responses, start_us=rec.header.start_us)
     merged = sorted([(e.t, i, e) for i, e in kept] + [(e.t, rank, e) for rank, e in rest],
                     key=lambda item: (item[0], item[1]))
     events = [e for _, _, e in merged]
-    if end:
-        last = max((e.t for e in events), default=0)
-        events.append(dataclasses.replace(end[0], t=max(end[0].t, last)))
     header: Header = rec.header
     with RecordingWriter(out, header) as writer:
         for event in events:
