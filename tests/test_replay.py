@@ -122,3 +122,17 @@ async def test_the_streaming_variant_hands_lines_over_as_they_come() -> None:
     assert result.damage is None and transport_events and transport_events[-1] >= 15
     assert result.stats.frames == 4 and result.stats.played == 2  # /markets and /depth; the POST never asked
     _ = progress
+
+
+def test_the_feed_runs_on_the_transports_virtual_clock() -> None:
+    from harness.clock import VirtualClock
+    from harness.replay import build_feed, throwaway_keys
+    from harness.transports.replay import ReplayTransport
+
+    rec = read_recording(FIXTURE)
+    transport = ReplayTransport(rec)
+    keys = throwaway_keys()
+    feed = build_feed(feed_spec(rec.header, rec.events), transport, lambda out: None, keys)
+    assert isinstance(transport.clock, VirtualClock) and feed.clock is transport.clock
+    assert transport.clock.now_us() == rec.header.start_us  # t = 0 of the recording
+    assert feed.bp_config.api_key == keys[1] and feed.bp_config.ws_url == "ws://127.0.0.1:9100/ws"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,11 @@ async def replay_lines(path: Path, **options: Any) -> list[str]:
 
 
 @pytest.mark.e2e
-async def test_replay_reproduces_exactly_what_the_live_feed_delivered(tmp_path: Path) -> None:
+async def test_replay_reproduces_exactly_what_the_live_feed_delivered(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "session.jsonl.zst"
     live_lines = await record_session(path)
+    caplog.clear()
 
     rec = read_recording(path)
     assert rec.complete and rec.damage is None
@@ -95,7 +98,12 @@ async def test_replay_reproduces_exactly_what_the_live_feed_delivered(tmp_path: 
             "position", "balance", "book_resync"} <= set(types), types
     assert any(json.loads(x).get("reason") == "reconnect" for x in live_lines)
 
-    replayed = await replay_lines(path)
+    with caplog.at_level(logging.INFO):
+        replayed = await replay_lines(path)
+    # the end of the recording stops the feed cleanly: the one recorded reconnect, nothing after it
+    assert [r.getMessage() for r in caplog.records if "reconnecting" in r.getMessage()] == [
+        "websocket ws-1 closed (code 1001 going away); reconnecting"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or "retrying" in r.getMessage()]
     assert len(replayed) == len(live_lines) > 500
     assert replayed == live_lines  # receipts included: the replay hands back the recorded ones
 
@@ -103,3 +111,39 @@ async def test_replay_reproduces_exactly_what_the_live_feed_delivered(tmp_path: 
     receipts = {e.receipt for e in rec.events if isinstance(e, WsRecv)}
     trade_receipts = [json.loads(x)["receipt"] for x in replayed if '"type":"trade"' in x]
     assert trade_receipts and set(trade_receipts) <= receipts
+
+
+@pytest.mark.e2e
+async def test_new_episodes_go_to_the_live_transport_and_can_be_saved(tmp_path: Path) -> None:
+    """A recording without the depth snapshot: mode none refuses it, new_episodes fetches it live from
+    the (loopback) exchange and adds it to the cassette."""
+    from harness.recording.cassettes import load_cassette, save_cassette
+    from harness.recording.format import HttpRequestEvent, HttpResponseEvent
+    from harness.recording.writer import write_recording
+    from harness.transports.replay import ReplayRefused
+
+    from .test_replay import FIXTURE
+
+    async with running_server(seed=3, rate=0) as server:
+        text = FIXTURE.read_text().replace("http://127.0.0.1:9100", server.rest_url).replace(
+            "ws://127.0.0.1:9100/ws", server.ws_url)
+        (tmp_path / "moved.jsonl").write_text(text)
+        rec = read_recording(tmp_path / "moved.jsonl")
+        path = tmp_path / "no-depth.jsonl"
+        write_recording(path, rec.header, [e for e in rec.events if not (
+            isinstance(e, HttpRequestEvent | HttpResponseEvent) and e.conn == "http-2")])
+        with pytest.raises(ReplayRefused, match="api/v1/depth"):
+            await replay_lines(path)
+        live = LiveTransport()
+        try:
+            out: list[str] = []
+            result = await replay_stream(path, out.append, mode="new_episodes", inner=live)
+        finally:
+            await live.close()
+    assert result.stats.live >= 1 and result.stats.played >= 1  # /markets from the recording, /depth live
+    cassette = tmp_path / "episodes.yaml"
+    save_cassette(cassette, result.cassette.requests, result.cassette.responses)
+    requests, responses = load_cassette(cassette)
+    depth = [(q, r) for q, r in zip(requests, responses, strict=True) if q.path == "/api/v1/depth"]
+    assert depth and json.loads(depth[0][1]["body"]["string"])["lastUpdateId"]
+    assert any('"type":"trade"' in line for line in out)  # the recorded frames still replay

@@ -447,3 +447,21 @@ async def test_the_session_hands_a_frame_over_before_another_task_that_woke_in_t
     await asyncio.wait_for(run, 5)
     await competitor
     assert order == ["recv returned", "on_frame", "other task"]
+
+
+async def test_pacing_replays_in_real_time_times_the_speed_and_the_default_does_not_wait() -> None:
+    """A 2 s recording at speed 10 takes at least 0.2 s of real time; unpaced it needs no real wait at
+    all (virtual time carries every gap), so it takes less than the paced run's lower bound."""
+    def rec() -> Recording:
+        return recording(WsOpen(0, "a", WS), WsSend(0, "a", SUB), WsRecv(1 * S, "a", "x", 1),
+                         WsRecv(2 * S, "a", "y", 2), RecordingEnd(2 * S))
+
+    loop = asyncio.get_running_loop()
+    logs: list[list[Any]] = [[], []]
+    began = loop.time()
+    await play(ReplayTransport(rec(), pacing=10.0), lambda t, stop: reader(t, stop, logs[0]))
+    paced = loop.time() - began
+    assert paced >= 0.19
+    began = loop.time()
+    await play(ReplayTransport(rec()), lambda t, stop: reader(t, stop, logs[1]))
+    assert loop.time() - began < 0.19 and logs[0] == logs[1]

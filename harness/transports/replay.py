@@ -55,6 +55,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from vcr.cassette import Cassette
 from vcr.errors import CannotOverwriteExistingCassetteException
@@ -454,7 +455,7 @@ class ReplayTransport:
         self._next_slot += 1
         recorded = self.events[slot]
         recorded_url = recorded.url
-        if recorded_url is not None and self.redactor.text(url) != recorded_url:
+        if recorded_url is not None and not _same_url(self.redactor.text(url), recorded_url):
             raise self._fail(ReplayMismatch(
                 f"connect #{self.stats.connects} goes to {mask_url(url)} but the recording connects to "
                 f"{recorded_url} ({self._where(slot)})"))
@@ -792,6 +793,14 @@ class ReplayTransport:
         return f"not in the recording ({mode}); nearest recorded: {request.method} {request.uri} ({differs})"
 
 
+def _same_url(a: str, b: str) -> bool:
+    """Equal URLs, where an empty path is "/" (RFC 3986 6.2.3): ``ws://h:1`` is ``ws://h:1/``."""
+    if a == b:
+        return True
+    sa, sb = urlsplit(a), urlsplit(b)
+    return sa._replace(path=sa.path or "/") == sb._replace(path=sb.path or "/")
+
+
 def _answer_index(response: Any) -> int | None:
     extra = response.get(EXTENSION) if isinstance(response, dict) else None
     index = extra.get("index") if isinstance(extra, dict) else None
@@ -799,8 +808,6 @@ def _answer_index(response: Any) -> int | None:
 
 
 def _query_url(request: HttpRequest) -> str:
-    from urllib.parse import urlencode
-
     return mask_url(request.url + ("?" + urlencode(list(request.params)) if request.params else ""))
 
 
