@@ -35,30 +35,44 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="the feed's warnings (-v) or info (-vv) on stderr")
+                        help="the feed's own log on stderr: errors and warnings (-v) or info too (-vv); "
+                        "by default stderr carries only the replay's verdict")
 
 
 class _Stdout:
     """Writes lines as they come; a closed pipe (``| head``) ends the output quietly."""
 
-    def __init__(self) -> None:
+    def __init__(self, flush_each: bool = False) -> None:
         self.closed = False
+        self.flush_each = flush_each  # paced replays are watched as they run
 
     def __call__(self, line: str) -> None:
         if self.closed:
             return
         try:
             sys.stdout.write(line + "\n")
+            if self.flush_each:
+                sys.stdout.flush()
         except BrokenPipeError:
-            self.closed = True
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            self.gone()
+
+    def gone(self) -> None:
+        self.closed = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush does not fail either
+
+    def flush(self) -> None:
+        if not self.closed:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                self.gone()
 
 
 def _run(args: argparse.Namespace) -> int:
     from harness.replay import ReplaySetupError, replay_stream
 
-    logging.basicConfig(level=(logging.ERROR, logging.WARNING, logging.INFO)[min(args.verbose, 2)],
+    logging.basicConfig(level=(logging.CRITICAL + 1, logging.WARNING, logging.INFO)[min(args.verbose, 2)],
                         stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         rec = read_recording(args.recording)
@@ -72,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
 
         inner = LiveTransport()
     update, close_bar = progress_bar(args.progress, sum(1 for e in rec.events if isinstance(e, WsRecv)))
-    out = _Stdout()
+    out = _Stdout(flush_each=args.speed is not None)
     async def main() -> object:
         try:
             return await replay_stream(rec, out, depth=args.depth, start=args.start, stop=args.stop,
@@ -89,8 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         raise cli_error(exc) from None
     finally:
         close_bar()
-        if not out.closed:
-            sys.stdout.flush()
+        out.flush()
     if args.save_cassette:
         from harness.recording.cassettes import CassetteError, save_cassette
 
