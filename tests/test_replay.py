@@ -136,3 +136,19 @@ def test_the_feed_runs_on_the_transports_virtual_clock() -> None:
     assert isinstance(transport.clock, VirtualClock) and feed.clock is transport.clock
     assert transport.clock.now_us() == rec.header.start_us  # t = 0 of the recording
     assert feed.bp_config.api_key == keys[1] and feed.bp_config.ws_url == "ws://127.0.0.1:9100/ws"
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    # the frames name a connection the recording never opened
+    (lambda e: dataclasses.replace(e, conn="z") if e.kind == "ws_open" else e, "connection 'a'"),
+    # the recorded connection goes elsewhere than the header's endpoint
+    (lambda e: dataclasses.replace(e, url="ws://127.0.0.1:9100/other") if e.kind == "ws_open" else e,
+     "recording connects to ws://127.0.0.1:9100/other"),
+])
+def test_inconsistent_recordings_fail_with_one_line_naming_the_problem(tmp_path: Path, edit: Any,
+                                                                        words: str) -> None:
+    rec = read_recording(FIXTURE)
+    write_recording(tmp_path / "r.jsonl", rec.header, [edit(e) for e in rec.events])
+    with pytest.raises(ReplayMismatch) as err:
+        replay_normalized(tmp_path / "r.jsonl")
+    assert words in str(err.value) and "\n" not in str(err.value)

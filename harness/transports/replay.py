@@ -24,8 +24,9 @@ Two kinds of event:
   recorded text, else a ``ReplayMismatch`` naming both), ``ws_close`` via ``send``/``close``. When the
   feed has not made that call yet, it is waiting for something: if it sleeps (a reconnect backoff), time
   advances to the earliest sleeper and the feed runs again, until it acts; if it has not acted within
-  ``max_wait`` of virtual time past the event (or nothing sleeps), the replay ends in a
-  ``VirtualTimeout``, never a hang.
+  ``max_wait`` of virtual time from the moment the replay began waiting (the event's time, or later when
+  earlier waits ran ahead of the recording), or nothing sleeps, the replay ends in a ``VirtualTimeout``,
+  never a hang.
 
 REST goes through vcrpy: the recording's exchanges are loaded into a ``vcr.cassette.Cassette`` (see
 ``harness.recording.cassettes``), a request is matched with vcrpy's matchers (method, path, canonical
@@ -631,7 +632,8 @@ class ReplayTransport:
 
     async def _wait_for(self, index: int, done: Callable[[], bool], what: str) -> None:
         """Until the feed does ``what``: settle, and while it sleeps instead, advance to its next wake."""
-        limit = self._virtual(self.events[index]) + self.max_wait_us
+        # from the event's time, or from now when earlier waits (longer backoffs than recorded) ran ahead
+        limit = max(self._virtual(self.events[index]), self._clock.now_us()) + self.max_wait_us
         while True:
             await self._settle()
             if self.failure is not None:
