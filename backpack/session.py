@@ -179,19 +179,27 @@ class WsSessionManager:
             await self._sleep_or_stop(self._backoff(attempt), stop)
 
     async def _read(self, session: WsSession, stop: asyncio.Event) -> None:
+        """Receive and handle frames until stopped; raises what ``recv()`` raised (``WsClosed``, ...).
+
+        One task both receives a frame and hands it to ``on_frame``, so a frame reaches the protocol in
+        the loop step in which the transport returned it: nothing (a REST snapshot answer completing in
+        another task) can slip in between. The order of frames and responses at the transport seam, which
+        is what a recording keeps, is then the order the Router sees, and a replay reproduces it exactly.
+        """
+        pump = _Pump(self, session, stop)
+        task = asyncio.ensure_future(pump.run())
         stop_wait = asyncio.ensure_future(stop.wait())
         try:
-            while not stop.is_set():
-                recv = asyncio.ensure_future(session.recv())
-                done, _ = await asyncio.wait({recv, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-                if recv not in done:
-                    recv.cancel()
-                    break
-                frame = recv.result()
-                self.stats.frames += 1
-                await self.on_frame(frame)
+            await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done() and pump.receiving:
+                task.cancel()  # waiting for the next frame: nothing is lost
+            # otherwise a frame is being handled: the pump finishes it, sees ``stop`` and returns
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.result()
         finally:
             stop_wait.cancel()
+            task.cancel()
 
     async def _sleep_or_stop(self, delay: float, stop: asyncio.Event) -> None:
         await sleep_or_stop(self.clock, to_us(delay), stop)
@@ -200,3 +208,26 @@ class WsSessionManager:
         self._stopping = True
         if self.session is not None:
             await self.session.close()
+
+
+class _Pump:
+    """The receive loop of one connection (see ``WsSessionManager._read``)."""
+
+    __slots__ = ("manager", "session", "stop", "receiving")
+
+    def __init__(self, manager: WsSessionManager, session: WsSession, stop: asyncio.Event) -> None:
+        self.manager = manager
+        self.session = session
+        self.stop = stop
+        self.receiving = False
+
+    async def run(self) -> None:
+        manager = self.manager
+        while not self.stop.is_set():
+            self.receiving = True
+            try:
+                frame = await self.session.recv()
+            finally:
+                self.receiving = False
+            manager.stats.frames += 1
+            await manager.on_frame(frame)

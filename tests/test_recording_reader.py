@@ -111,7 +111,8 @@ def test_handwritten_fixture_reads_as_documented() -> None:
         "http_response", "ws_close", "transport_error", "end",
     ]
     markets_req, markets = rec.events[0], rec.events[1]
-    assert markets_req.params == (("marketType", "SPOT"),) and markets_req.headers == {} and markets_req.body is None
+    assert markets_req.params == tuple(("marketType", t) for t in ("SPOT", "PERP", "IPERP", "DATED", "PREDICTION"))
+    assert markets_req.headers == {} and markets_req.body is None
     assert json.loads(markets.body)[0]["symbol"] == "SOL_USDC" and markets.receipt == 1741064767001000
     private = rec.events[4]
     assert isinstance(private, WsSend) and json.loads(private.data)["signature"] == ["<redacted>"] * 4

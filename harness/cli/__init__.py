@@ -6,7 +6,15 @@ Adding a command: a module in this package (one per command, named after it) tha
 
 Exit codes shared by all commands: 0 ok, 1 unexpected internal error, 2 invalid key material,
 3 clock drift beyond the window, 4 an endpoint was unreachable or answered nonsense,
+5 conformance failure (a replayed feed did not do what the recording has: a different frame sent, a
+refused dial-out, a virtual timeout),
 64 usage error (bad arguments; argparse's own 2 is moved so it cannot be mistaken for a key problem).
+Recordings and cassettes, sysexits-style:
+65 (EX_DATAERR) damaged input: truncated or corrupt after the header (everything before the damage was
+processed and printed first), not a recording at all, or a header or cassette that breaks the format;
+66 (EX_NOINPUT) the file cannot be opened or read, or is empty;
+73 (EX_CANTCREAT) an output file (recording, cassette) cannot be written;
+76 (EX_PROTOCOL) the recording's format major version is not one this tool reads.
 Secrets are read from an environment variable or a file, never from argv, and never printed.
 """
 
@@ -29,7 +37,12 @@ EXIT_INTERNAL = 1
 EXIT_KEY = 2
 EXIT_DRIFT = 3
 EXIT_UNREACHABLE = 4
+EXIT_CONFORMANCE = 5
 EXIT_USAGE = 64
+EXIT_DATAERR = 65
+EXIT_NOINPUT = 66
+EXIT_CANTCREAT = 73
+EXIT_UNSUPPORTED = 76
 
 
 
@@ -91,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="backpack-harness",
         description="Backpack feed harness: key checks, recording, replay and conformance tools.",
         epilog="exit codes: 0 ok, 1 internal error, 2 invalid key material, 3 clock drift, "
-        "4 endpoint unreachable or bad answer, 64 usage error",
+        "4 endpoint unreachable or bad answer, 5 conformance failure, 64 usage error, "
+        "65 damaged recording or bad format, 66 recording missing, unreadable or empty, "
+        "73 cannot write output, 76 unsupported recording version",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _REGISTRY.values():

@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.text import Text
 
 
-def _bytes(n: float) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -26,7 +26,7 @@ def _bytes(n: float) -> str:
 
 def describe(frames: int, nbytes: int, seconds: float, what: str = "frames") -> str:
     rate = frames / seconds if seconds > 0 else 0.0
-    return f"{frames:,} {what}  {rate:,.0f}/s  {_bytes(nbytes)}  {seconds:,.1f} s"
+    return f"{frames:,} {what}  {rate:,.0f}/s  {human_bytes(nbytes)}  {seconds:,.1f} s"
 
 
 @contextmanager

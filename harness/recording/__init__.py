@@ -9,6 +9,7 @@ from .format import FORMAT_NAME, FORMAT_VERSION, REDACTED, Event, FormatError, H
 from .reader import (
     Recording,
     RecordingDamaged,
+    RecordingEmpty,
     RecordingError,
     RecordingHeaderError,
     RecordingOpenError,
@@ -26,7 +27,7 @@ from .writer import RecordingWriter, write_recording
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "REDACTED", "Event", "FormatError", "Header", "Recording",
-    "RecordingDamaged", "RecordingError", "RecordingHeaderError", "RecordingOpenError", "RecordingReader",
+    "RecordingDamaged", "RecordingEmpty", "RecordingError", "RecordingHeaderError", "RecordingOpenError", "RecordingReader",
     "RecordingVersionError", "RecordingWriter", "Redactor", "Summary", "config_secrets", "open_recording",
     "read_events", "read_header", "read_recording", "summarize", "write_recording",
 ]

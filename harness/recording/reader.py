@@ -72,6 +72,10 @@ class RecordingHeaderError(RecordingError):
     """No usable header: empty file, not a recording, or a header that breaks the format."""
 
 
+class RecordingEmpty(RecordingHeaderError):
+    """The file holds no header line at all (empty, or whitespace only)."""
+
+
 class RecordingVersionError(RecordingHeaderError):
     """The header's major version is not one this reader knows."""
 
@@ -385,7 +389,7 @@ class RecordingReader:
             while line is not None and _blank(line):
                 line = self._next_line()
             if line is None:
-                raise RecordingHeaderError(f"{self.name}: empty recording: no header line")
+                raise RecordingEmpty(f"{self.name}: empty recording: no header line")
             obj = _decode(line)
         except _Damage as damage:
             raise RecordingHeaderError(f"{self.name}: no readable header: {damage.reason}") from None
@@ -641,7 +645,7 @@ def _path_of(url: str) -> str:
 
 
 __all__ = [
-    "DEFAULT_MAX_LINE_BYTES", "DEFAULT_VERIFY_LIMIT", "ReadStats", "Recording", "RecordingDamaged",
+    "DEFAULT_MAX_LINE_BYTES", "DEFAULT_VERIFY_LIMIT", "ReadStats", "Recording", "RecordingDamaged", "RecordingEmpty",
     "RecordingError", "RecordingHeaderError", "RecordingOpenError", "RecordingReader", "RecordingVersionError",
     "Summary", "open_recording", "read_events", "read_header", "read_recording", "summarize",
 ]
