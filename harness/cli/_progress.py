@@ -43,5 +43,6 @@ def progress(read: Callable[[], tuple[int, int, float]], *, enabled: bool | None
         def __rich__(self) -> Text:
             return Text(describe(*read(), what=what))
 
-    with Live(_Line(), console=console, refresh_per_second=4, transient=False):
+    with Live(_Line(), console=console, refresh_per_second=4, transient=False, redirect_stdout=False,
+              redirect_stderr=False):
         yield None

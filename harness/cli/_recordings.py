@@ -97,14 +97,15 @@ def progress_bar(enabled: bool | None, total: int, stream: TextIO | None = None)
 
     bar = Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                    TextColumn("{task.fields[size]}"), TimeElapsedColumn(),
-                   console=Console(file=stream, force_terminal=bool(enabled) or None), transient=True)
-    task = bar.add_task("replay", total=total, rate="", size="")
+                   console=Console(file=stream, force_terminal=bool(enabled) or None),
+                   redirect_stdout=False, redirect_stderr=False)
+    task = bar.add_task("replay", total=total, rate="0 frames/s", size="0 B")
     bar.start()
 
     def update(transport: Any) -> None:
         stats = transport.stats
         elapsed = bar.tasks[0].elapsed or 0.0
-        rate = f"{stats.frames / elapsed:,.0f} frames/s" if elapsed > 0 else ""
+        rate = f"{stats.frames / elapsed if elapsed > 0 else 0:,.0f} frames/s"
         bar.update(task, completed=stats.frames, rate=rate, size=human_bytes(stats.bytes))
 
     return update, bar.stop
