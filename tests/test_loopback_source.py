@@ -29,8 +29,8 @@ SYMBOLS = ("SOL_USDC", "BTC_USDC_PERP")
 PUBLIC = [
     f"{kind}.{s}"
     for s in SYMBOLS
-    for kind in ("depth", "depth.200ms", "bookTicker", "trade", "ticker", "kline.1m", "markPrice", "openInterest",
-                 "liquidation")
+    for kind in ("depth", "depth.200ms", "bookTicker", "trade", "ticker", "kline.1m", "markPrice",
+                 "openInterest", "liquidation")
 ] + ["liquidation"]
 PRIVATE = ["account.positionUpdate", "account.positionUpdate.BTC_USDC_PERP"]
 REST_PATHS = [
@@ -40,7 +40,8 @@ REST_PATHS = [
     "/api/v1/depth?symbol=SOL_USDC", "/api/v1/depth?symbol=BTC_USDC_PERP&limit=5",
     "/api/v1/depth?symbol=SOL_USDC&limit=7", "/api/v1/depth?symbol=SOL_USDC&limit=x", "/api/v1/depth",
     "/api/v1/trades?symbol=SOL_USDC&limit=5", "/api/v1/trades?symbol=SOL_USDC&limit=0",
-    "/api/v1/klines?symbol=SOL_USDC&interval=1m&startTime=0", "/api/v1/klines?symbol=SOL_USDC&interval=7m&startTime=0",
+    "/api/v1/klines?symbol=SOL_USDC&interval=1m&startTime=0",
+    "/api/v1/klines?symbol=SOL_USDC&interval=7m&startTime=0",
     "/api/v1/klines?symbol=SOL_USDC&interval=1m", "/api/v1/klines?interval=1m&startTime=0",
     "/api/v1/ticker?symbol=SOL_USDC", "/api/v1/ticker?symbol=SOL_USDC&interval=1h", "/api/v1/tickers",
     "/api/v1/markPrices", "/api/v1/markPrices?symbol=BTC_USDC_PERP", "/api/v1/openInterest",
@@ -99,7 +100,7 @@ async def test_seeded_session_is_byte_identical_to_before_the_seam(ints_as_strin
 
 
 async def test_server_sends_what_the_generator_emits_for_each_subscription() -> None:
-    """Invariant: the frames a subscriber gets are exactly the generator's emissions on its streams, in order."""
+    """Invariant: a subscriber gets exactly the generator's emissions on its streams, in order."""
     config = MarketConfig(seed=9)
     twin = MarketGenerator(config)
     async with running_server(market_config=config, rate=0) as server, aiohttp.ClientSession() as http:
