@@ -379,7 +379,7 @@ class BackpackServer:
 
     # -- SourceHost: what a per-connection source (a recording) uses -----------------------------------
     def deliver(self, conn: Connection, stream: str, text: str, depth: tuple[str, int] | None = None) -> None:
-        """Queue one frame to one connection; a realtime depth frame meets the depth faults as in a broadcast."""
+        """Queue one frame to one connection; realtime depth frames meet the depth faults as broadcasts do."""
         copies = 1
         if depth is not None and stream == f"depth.{depth[0]}":
             copies = self._depth_copies(*depth)
