@@ -6,6 +6,7 @@ Adding a command: a module in this package (one per command, named after it) tha
 
 Exit codes shared by all commands: 0 ok, 1 unexpected internal error, 2 invalid key material,
 3 clock drift beyond the window, 4 an endpoint was unreachable or answered nonsense,
+5 a recording that cannot be used (missing, empty, not a recording, unsupported version, nothing in it),
 64 usage error (bad arguments; argparse's own 2 is moved so it cannot be mistaken for a key problem).
 Secrets are read from an environment variable or a file, never from argv, and never printed.
 """
@@ -29,6 +30,7 @@ EXIT_INTERNAL = 1
 EXIT_KEY = 2
 EXIT_DRIFT = 3
 EXIT_UNREACHABLE = 4
+EXIT_RECORDING = 5
 EXIT_USAGE = 64
 
 
@@ -91,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="backpack-harness",
         description="Backpack feed harness: key checks, recording, replay and conformance tools.",
         epilog="exit codes: 0 ok, 1 internal error, 2 invalid key material, 3 clock drift, "
-        "4 endpoint unreachable or bad answer, 64 usage error",
+        "4 endpoint unreachable or bad answer, 5 unusable recording, 64 usage error",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _REGISTRY.values():

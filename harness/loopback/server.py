@@ -33,8 +33,10 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import re
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -45,6 +47,7 @@ from aiohttp import WSMsgType, web
 
 from backpack.protocol.auth import MAX_WINDOW_MS, public_key_of, signing_string, verify
 from backpack.protocol.wire import INVALID_DEPTH_WINDOW, INVALID_STREAM, PARSE_ERROR
+from backpack.redaction import got
 from harness.loopback.faults import CloseRequest, Faults, SendRequest
 from harness.loopback.market import (
     DEPTH_WINDOWS_US,
@@ -661,10 +664,12 @@ async def serve(
     compress: bool = True,
     ready: Callable[[BackpackServer], None] | None = None,
     stop: asyncio.Event | None = None,
+    source: MarketSource | None = None,
 ) -> None:
-    """Run the loopback server until ``stop`` is set or the task is cancelled."""
+    """Run the loopback server until ``stop`` is set or the task is cancelled (``source``: e.g. a recording)."""
     server = BackpackServer(
         seed=seed,
+        source=source,
         host=host,
         port=port,
         rate=rate,
@@ -695,7 +700,70 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument("--ints-as-strings", action="store_true", help="send E/T/U/u/t as JSON strings")
     parser.add_argument("--no-compress", action="store_true", help="refuse permessage-deflate")
+    parser.add_argument(
+        "--recording", metavar="RECORDING",
+        help="serve a recording (.jsonl or .jsonl.zst) instead of the seeded market; see docs/serve-recording.md",
+    )
+    parser.add_argument(
+        "--speed", type=_speed, default=argparse.SUPPRESS, metavar="X",
+        help="with --recording: recorded time x X (default 1; 0 or max: as fast as each client reads)",
+    )
+    parser.add_argument(
+        "--loop", action="store_true", default=argparse.SUPPRESS,
+        help="with --recording: start the recording again at its end instead of closing the connection",
+    )
     return parser
+
+
+def _speed(text: str) -> float | None:
+    """A pace factor; None means as fast as possible."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'max' {got(text)}") from None
+    if math.isnan(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0 or 'max' {got(text)}")
+    return None if value == 0 or math.isinf(value) else value
+
+
+def _recording_source(args: argparse.Namespace) -> tuple[MarketSource | None, int | None]:
+    """The source ``serve`` runs on, or an exit code after a one-line error on stderr."""
+    from harness.cli import EXIT_RECORDING, EXIT_USAGE
+
+    recording = getattr(args, "recording", None)
+    given = [flag for flag, present in (("--speed", hasattr(args, "speed")), ("--loop", hasattr(args, "loop")))
+             if present]
+    if recording is None:
+        if given:
+            print(f"error: {' and '.join(given)} apply to --recording only", file=sys.stderr)
+            return None, EXIT_USAGE
+        return None, None
+    seeded = [flag for flag, value, default in (("--seed", args.seed, 0), ("--rate", args.rate, DEFAULT_RATE),
+                                                ("--ints-as-strings", args.ints_as_strings, False))
+              if value != default]
+    if seeded:
+        print(f"error: {', '.join(seeded)} drive the seeded market and do not apply to --recording",
+              file=sys.stderr)
+        return None, EXIT_USAGE
+    from harness.loopback.recorded import RecordingSource
+    from harness.recording.reader import RecordingError
+
+    try:
+        source = RecordingSource.open(recording, speed=getattr(args, "speed", 1.0),
+                                      loop=getattr(args, "loop", False))
+    except RecordingError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return None, EXIT_RECORDING
+    session = source.session
+    if not session.frames and not session.rest:
+        print(f"error: {session.path.name}: nothing to serve: no WebSocket data frames and no REST answers",
+              file=sys.stderr)
+        return None, EXIT_RECORDING
+    if session.damage is not None:
+        print(f"warning: {session.damage.message}; serving the events before it", file=sys.stderr)
+    return source, None
 
 
 def main_serve(args: argparse.Namespace | Sequence[str] | None = None) -> int:
@@ -703,11 +771,21 @@ def main_serve(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if not isinstance(args, argparse.Namespace):
         parser = add_serve_arguments(argparse.ArgumentParser(prog="backpack-harness serve"))
         args = parser.parse_args(list(args) if args is not None else None)
+    source, failed = _recording_source(args)
+    if failed is not None:
+        return failed
 
     def ready(server: BackpackServer) -> None:
         print(f"REST  {server.rest_url}/api/v1/...", flush=True)
         print(f"WS    {server.ws_url}", flush=True)
-        print(f"seed  {server.market.config.seed}; test account API key {TEST_ACCOUNT_API_KEY}", flush=True)
+        recorded = getattr(server.source, "session", None)
+        if recorded is None:
+            print(f"seed  {server.market.config.seed}; test account API key {TEST_ACCOUNT_API_KEY}", flush=True)
+            return
+        speed = getattr(server.source, "speed", None)
+        pace = "as fast as clients read" if speed is None else f"speed {speed:g}x"
+        print(f"replay {recorded.path.name}: {recorded.describe()}; {pace}; test account API key "
+              f"{TEST_ACCOUNT_API_KEY}", flush=True)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -719,7 +797,8 @@ def main_serve(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             seed=args.seed,
-            rate=args.rate,
+            rate=0 if source is not None else args.rate,
+            source=source,
             ping_interval=args.ping_interval,
             pong_timeout=args.pong_timeout,
             ints_as_strings=args.ints_as_strings,
