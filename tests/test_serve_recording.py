@@ -194,7 +194,8 @@ def _dec(x: float) -> Decimal:
 # --- the done-when: an unchanged ccxt.pro client ------------------------------------------------------
 
 
-async def test_ccxt_pro_gets_the_recorded_trades_and_book(public_recording: Recorded) -> None:
+@pytest.mark.parametrize("speed", [None, 1.0], ids=["as-fast-as-read", "recorded-pace"])
+async def test_ccxt_pro_gets_the_recorded_trades_and_book(public_recording: Recorded, speed: float | None) -> None:
     path = public_recording.path
     want_trades = recorded_trades(path)
     want_books = recorded_final_books(path)
@@ -205,7 +206,7 @@ async def test_ccxt_pro_gets_the_recorded_trades_and_book(public_recording: Reco
         assert bids == sorted(truth["bids"].items(), reverse=True)[:TOP_N]
         assert asks == sorted(truth["asks"].items())[:TOP_N]
 
-    async with serving(path) as server:
+    async with serving(path, speed=speed) as server:
         ex = _ccxt_at(server)
         trades: dict[str, list[dict[str, Any]]] = defaultdict(list)
         books: dict[str, Any] = {}
@@ -511,3 +512,185 @@ async def test_depth_answers_the_book_at_the_last_delta_a_client_was_sent(public
     assert int(after["lastUpdateId"]) == sequence == json.loads(deltas[-1])["data"]["u"]
     assert [(Decimal(p), Decimal(q)) for p, q in reversed(after["bids"])] == bids[:5]
     assert [(Decimal(p), Decimal(q)) for p, q in after["asks"]] == asks[:5]
+
+
+# --- hostile recordings ------------------------------------------------------------------------------
+
+
+def _cut(src: Path, dst: Path, fraction: float) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+async def test_a_truncated_recording_serves_what_is_before_the_damage(public_recording: Recorded,
+                                                                      tmp_path: Path) -> None:
+    cut = _cut(public_recording.path, tmp_path / "cut.jsonl.zst", 0.6)
+    rec = read_recording(cut)
+    assert rec.damage is not None and "truncated" in rec.damage.reason
+    want = recorded_texts(cut, {"depth.SOL_USDC"})
+    assert 0 < len(want) < len(recorded_texts(public_recording.path, {"depth.SOL_USDC"}))
+    source = RecordingSource.open(cut, speed=None, linger=0.0)
+    assert source.session.damage is not None
+    async with running_server(source=source, rate=0) as server:
+        assert await raw_session(server, ["depth.SOL_USDC"]) == (want, END_CODE, END_REASON)
+
+
+def _hostile_events() -> list[Any]:
+    def depth(u: int, bids: Any) -> str:
+        data = {"e": "depth", "E": u, "s": "SOL_USDC", "a": [], "b": bids, "U": str(u), "u": str(u), "T": u}
+        return json.dumps({"stream": "depth.SOL_USDC", "data": data}, separators=(",", ":"))
+
+    sub = '{"method":"SUBSCRIBE","params":["depth.SOL_USDC","trade.SOL_USDC"]}'
+    snap = b'{"asks":[["151","1"]],"bids":[["149","2"]],"lastUpdateId":"9","timestamp":5}'
+    return [
+        WsSend(1, "ws-1", sub),
+        WsRecv(2, "ws-1", b"\x00\xff", 1),  # binary
+        WsRecv(3, "ws-1", "{not json", 1),
+        WsRecv(4, "ws-1", '{"id":null,"error":{"code":4006,"message":"Invalid stream"}}', 1),
+        WsRecv(5, "ws-1", "[1,2,3]", 1),
+        WsRecv(6, "ws-1", '{"stream":"trade.SOL_USDC","data":"not an object"}', 1),
+        WsRecv(7, "ws-1", depth(10, [["149", "3"]]), 1),
+        WsRecv(8, "ws-1", depth(11, [["NaN", "1"], ["1e999999999", "1"], ["-5", "x"]]), 1),
+        WsRecv(9, "ws-1", depth(12, "garbage"), 1),
+        HttpResponseEvent(10, "http-9", 200, {}, b"an answer nobody asked for", 1),
+        HttpRequestEvent(11, "http-1", "GET", "http://127.0.0.1:1/api/v1/depth", (("symbol", "SOL_USDC"),)),
+        HttpResponseEvent(12, "http-1", 200, {"Content-Type": "application/json"}, snap, 1),
+        HttpRequestEvent(13, "http-2", "GET", "http://127.0.0.1:1/api/v1/depth", (("symbol", "BTC_USDC"),)),
+        HttpResponseEvent(14, "http-2", 200, {}, b'{"lastUpdateId":"NaN","bids":1}', 1),
+    ]
+
+
+async def test_hostile_frames_are_skipped_and_garbage_levels_never_break_rest(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.jsonl"
+    events = _hostile_events()
+    write_recording(path, Header.new(), events)
+    source = RecordingSource.open(path, speed=None, linger=30.0)
+    session = source.session
+    assert dict(session.skipped) == {"binary": 1, "not json": 1, "error": 1, "not an object": 1, "no stream": 1}
+    data_frames = [e.data for e in events if isinstance(e, WsRecv) and e.t >= 7]
+    async with running_server(source=source, rate=0) as server, aiohttp.ClientSession() as http:
+        async def depth(symbol: str) -> tuple[int, Any]:
+            async with http.get(f"{server.rest_url}/api/v1/depth?symbol={symbol}") as resp:
+                return resp.status, await resp.text()
+
+        status, body = await depth("SOL_USDC")  # nobody subscribed: the snapshot, bridged by the first delta
+        assert status == 200 and json.loads(body)["lastUpdateId"] == "9"
+        assert json.loads(body)["bids"] == [["149", "2"]]
+        ws = await http.ws_connect(server.ws_url)
+        await ws.send_str('{"method":"SUBSCRIBE","params":["depth.SOL_USDC","trade.SOL_USDC"]}')
+        got = [(await ws.receive(timeout=10)).data for _ in data_frames]
+        assert got == data_frames  # replayed verbatim: they are what the recording holds
+        status, body = await depth("SOL_USDC")  # the book is unknown after the delta with no levels
+        assert (status, body) == (503, "Service Unavailable: the recording holds no SOL_USDC order book at or "
+                                       "after sequence 12")
+        status, body = await depth("BTC_USDC")  # no book to rebuild: the recorded answer, verbatim
+        assert (status, body) == (200, '{"lastUpdateId":"NaN","bids":1}')
+        status, body = await depth("ETH_USDC")
+        assert (status, body) == (404, "Not in the recording: GET /api/v1/depth?symbol=ETH_USDC")
+        await ws.close()
+
+
+def test_overlapping_connections_are_deduplicated_and_repeats_within_one_are_kept() -> None:
+    from harness.loopback.recorded.session import index_events
+    from harness.recording.format import WsOpen
+
+    sub = '{"method":"SUBSCRIBE","params":["trade.SOL_USDC"]}'
+    a, b, c, d = (trade_text(k) for k in (1, 2, 3, 4))
+    events = [WsOpen(5, "ws-1", "ws://x"), WsSend(10, "ws-1", sub), WsRecv(20, "ws-1", a, 1), WsRecv(30, "ws-1", b, 1),
+              WsOpen(35, "ws-2", "ws://x"), WsSend(36, "ws-2", sub), WsRecv(40, "ws-1", c, 1),
+              WsRecv(41, "ws-2", b, 1), WsRecv(42, "ws-2", c, 1), WsRecv(50, "ws-2", d, 1), WsRecv(60, "ws-2", d, 1)]
+    session = index_events(Path("x.jsonl"), Header.new(), events)
+    log = session.streams["trade.SOL_USDC"]
+    assert [f.text for f in log.frames] == [a, b, c, d, d] and session.overlap == 2
+    assert log.origin == 10 and session.origin == 10 and session.connections == 2 and session.end_t == 60
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+
+def _run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from harness.cli import main
+
+    code = main(["serve", *argv])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return code, captured.err
+
+
+def test_unusable_recordings_are_refused_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    future = tmp_path / "future.jsonl"
+    future.write_text('{"format":"backpack-recording","version":"2.0","created_at":"2030-01-01T00:00:00Z"}\n')
+    header_only = tmp_path / "header.jsonl"
+    write_recording(header_only, Header.new(), [])
+    text = tmp_path / "notes.jsonl"
+    text.write_text("these are not the events you are looking for\n")
+    bad_zstd = tmp_path / "bad.jsonl.zst"
+    bad_zstd.write_bytes(b"\x28\xb5\x2f\xfd" + b"\xff" * 40)
+    cases = {
+        tmp_path / "missing.jsonl": "cannot read recording",
+        empty: "empty recording",
+        future: "recording format version 2.0 is not supported",
+        header_only: "nothing to serve",
+        text: "no readable header",
+        bad_zstd: "no readable header",
+    }
+    for path, words in cases.items():
+        code, err = _run_cli(["--recording", str(path)], capsys)
+        assert code == 5 and err.count("\n") == 1 and err.startswith("error: ") and words in err, (path, err)
+
+
+def test_serve_flags_that_do_not_go_together(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "r.jsonl"
+    write_recording(path, Header.new(), [WsRecv(1, "ws-1", trade_text(1), 1)])
+    for argv, words in (
+        (["--loop"], "apply to --recording only"),
+        (["--speed", "2"], "apply to --recording only"),
+        (["--recording", str(path), "--seed", "3"], "--seed"),
+        (["--recording", str(path), "--speed", "fast"], "--speed"),
+        (["--recording", str(path), "--speed", "-1"], "--speed"),
+        (["--recording", str(path), "--speed", "nan"], "--speed"),
+    ):
+        code, err = _run_cli(argv, capsys)
+        assert code == 64 and words in err, (argv, err)
+
+
+async def test_cli_serves_a_truncated_recording_and_says_so(public_recording: Recorded, tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import sys
+
+    cut = _cut(public_recording.path, tmp_path / "cut.jsonl.zst", 0.7)
+    want = recorded_texts(cut, {"trade.BTC_USDC_PERP"})
+    assert want
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "harness", "serve", "--recording", str(cut), "--speed", "max",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        async with asyncio.timeout(30):
+            warning = (await proc.stderr.readline()).decode()
+            lines = [(await proc.stdout.readline()).decode() for _ in range(3)]
+        assert warning.startswith("warning: cut.jsonl.zst: truncated zstd frame") and "serving the events before" in warning
+        rest = re.match(r"REST  (http://127\.0\.0\.1:(\d+))/api/v1/", lines[0])
+        assert rest and lines[1] == f"WS    ws://127.0.0.1:{rest.group(2)}/\n", lines
+        assert lines[2].startswith("replay cut.jsonl.zst: ") and "as fast as clients read" in lines[2], lines[2]
+        server = _Urls(rest.group(1), f"ws://127.0.0.1:{rest.group(2)}/")
+        assert await raw_session(server, ["trade.BTC_USDC_PERP"]) == (want, END_CODE, END_REASON)  # type: ignore[arg-type]
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@dataclass
+class _Urls:
+    rest_url: str
+    ws_url: str

@@ -9,7 +9,8 @@ carry absolute sizes, so the book after any delta is known once some snapshot br
   ``U - 1 <= lastUpdateId < u`` for the current delta seeds it (the smallest such ``lastUpdateId``);
 * a known book applies each delta with ``U <= seq + 1``; a delta with ``u <= seq`` is a repeat and
   changes nothing; a delta with ``U > seq + 1`` is a gap: unknown again until a snapshot bridges;
-* a delta whose levels are not ``[[price, size], ...]`` text makes the book unknown too.
+* a delta whose levels are not ``[[price, size], ...]`` text makes the book unknown too;
+* known sequences only grow: a delta or a seed at or below the last known sequence is ignored.
 
 Every known state is a *point* ``(sequence, ...)``. ``at_or_after(seq)`` answers the first point at or
 after ``seq``: a client that has had deltas up to ``u`` gets the book exactly at ``u``; one inside a
@@ -107,7 +108,11 @@ class BookTimeline:
                     i += 1
                     continue
                 known = None  # a gap: look for a seed at this very delta
-            k = bisect.bisect_left(ids, d.first - 1)
+            floor = self.points[-1].sequence if self.points else -1
+            if d.last <= floor:  # behind what is already known: time does not go back
+                i += 1
+                continue
+            k = bisect.bisect_left(ids, max(d.first - 1, floor + 1))
             if k < len(ids) and ids[k] < d.last and d.bids is not None and d.asks is not None:
                 seed = snaps[k]
                 self.segments.append(_Segment(seed, i))
