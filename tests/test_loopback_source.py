@@ -29,8 +29,17 @@ SYMBOLS = ("SOL_USDC", "BTC_USDC_PERP")
 PUBLIC = [
     f"{kind}.{s}"
     for s in SYMBOLS
-    for kind in ("depth", "depth.200ms", "bookTicker", "trade", "ticker", "kline.1m", "markPrice",
-                 "openInterest", "liquidation")
+    for kind in (
+        "depth",
+        "depth.200ms",
+        "bookTicker",
+        "trade",
+        "ticker",
+        "kline.1m",
+        "markPrice",
+        "openInterest",
+        "liquidation",
+    )
 ] + ["liquidation"]
 PRIVATE = ["account.positionUpdate", "account.positionUpdate.BTC_USDC_PERP"]
 REST_PATHS = [
@@ -92,8 +101,9 @@ async def _session_digest(server: BackpackServer) -> str:
 @pytest.mark.parametrize("ints_as_strings", [False, True], ids=["ints", "ints-as-strings"])
 async def test_seeded_session_is_byte_identical_to_before_the_seam(ints_as_strings: bool) -> None:
     config = _quiet_account(5)
-    async with running_server(market_config=config, rate=0, clock_ms=lambda: CLOCK_MS,
-                              ints_as_strings=ints_as_strings) as server:
+    async with running_server(
+        market_config=config, rate=0, clock_ms=lambda: CLOCK_MS, ints_as_strings=ints_as_strings
+    ) as server:
         digest = await _session_digest(server)
         assert len(server.frames()) > 1000  # the session is not trivially small
     assert digest == GOLDEN[ints_as_strings]

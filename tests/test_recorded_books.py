@@ -16,8 +16,13 @@ SYMBOL = "SOL_USDC"
 
 def _snapshot(gen: MarketGenerator, t: int) -> Snapshot:
     raw = gen.depth_snapshot(SYMBOL)
-    return Snapshot(t, int(raw["lastUpdateId"]), tuple(map(tuple, raw["bids"])), tuple(map(tuple, raw["asks"])),
-                    raw["timestamp"])
+    return Snapshot(
+        t,
+        int(raw["lastUpdateId"]),
+        tuple(map(tuple, raw["bids"])),
+        tuple(map(tuple, raw["asks"])),
+        raw["timestamp"],
+    )
 
 
 def _apply(book: dict[str, dict[Decimal, Decimal]], side: str, levels: list[list[str]]) -> None:
@@ -41,10 +46,11 @@ def _as_dict(side: object) -> dict[Decimal, Decimal]:
     gap=st.one_of(st.none(), st.tuples(st.integers(0, 200), st.integers(1, 30))),
     repeat=st.one_of(st.none(), st.integers(0, 200)),
 )
-def test_every_known_point_is_the_true_book_at_that_sequence(seed: int, steps: int, snap_steps: set[int],
-                                                             gap: tuple[int, int] | None, repeat: int | None) -> None:
-    """Invariant: whatever deltas are missing or repeated, every state the timeline knows equals the market's true
-    book at that sequence, its sequences strictly increase, and a point exists at every delta a snapshot bridges."""
+def test_every_known_point_is_the_true_book_at_that_sequence(
+    seed: int, steps: int, snap_steps: set[int], gap: tuple[int, int] | None, repeat: int | None
+) -> None:
+    """Invariant: whatever deltas are missing or repeated, every state the timeline knows is the true book at
+    its sequence, known sequences strictly increase, and every snapshot some delta bridges is known."""
     gen = MarketGenerator(MarketConfig(seed=seed))
     truth: dict[int, dict[str, dict[Decimal, Decimal]]] = {}
     book = gen.book(SYMBOL)
@@ -86,8 +92,15 @@ def test_gaps_and_seeds_decide_what_is_known() -> None:
     def snap(last: int) -> Snapshot:
         return Snapshot(0, last, (("99", "5"),), (("101", "5"),), 7)
 
-    deltas = [delta(1, 1), delta(2, 3), delta(4, 4), delta(7, 7, "2"), delta(8, 8), Delta(9, 9, None, (), 0),
-              delta(10, 10)]
+    deltas = [
+        delta(1, 1),
+        delta(2, 3),
+        delta(4, 4),
+        delta(7, 7, "2"),
+        delta(8, 8),
+        Delta(9, 9, None, (), 0),
+        delta(10, 10),
+    ]
     timeline = BookTimeline(SYMBOL, deltas, [snap(2), snap(7), snap(9)])
     # seeded at 2 (inside 2..3), known to 4; the gap 5..6 is unknown until the seed at 7; the delta with
     # no levels makes 9 unknown, and the snapshot at 9 seeds again at delta 10

@@ -53,14 +53,17 @@ class Consumed:
     """What one BackpackFeed delivered: trades per symbol, (sequence, top bids, top asks) per book update,
     and every private object by channel."""
 
-    trades: dict[str, list[tuple[str, str, Decimal, Decimal, int]]] = field(default_factory=lambda: defaultdict(list))
+    trades: dict[str, list[tuple[str, str, Decimal, Decimal, int]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     books: dict[str, list[tuple[int, list, list]]] = field(default_factory=lambda: defaultdict(list))
     private: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
 
     def callbacks(self, channels: list[str]) -> dict[str, Any]:
         async def trade(t: Any, receipt: float) -> None:
-            self.trades[t.symbol].append((str(t.id), t.side, Decimal(t.price), Decimal(t.amount),
-                                          round(t.timestamp * 1_000_000)))
+            self.trades[t.symbol].append(
+                (str(t.id), t.side, Decimal(t.price), Decimal(t.amount), round(t.timestamp * 1_000_000))
+            )
 
         async def book(b: Any, receipt: float) -> None:
             bids = sorted(b.book.bids.to_dict().items(), reverse=True)[:TOP_N]
@@ -74,8 +77,10 @@ class Consumed:
             elif channel == compat.L2_BOOK:
                 out[channel] = book
             else:
+
                 async def private(obj: Any, receipt: float, _channel: str = channel) -> None:
                     self.private[_channel].append(obj)
+
                 out[channel] = private
         return out
 
@@ -87,19 +92,35 @@ class Recorded:
     truth: dict[str, dict[str, dict[Decimal, Decimal]]]  # the server's final books, by cryptofeed symbol
 
 
-async def _record(path: Path, *, seed: int, steps: int, channels: list[str], reconnect_at: int | None = None,
-                  private: bool = False) -> Recorded:
+async def _record(
+    path: Path,
+    *,
+    seed: int,
+    steps: int,
+    channels: list[str],
+    reconnect_at: int | None = None,
+    private: bool = False,
+) -> Recorded:
     consumed = Consumed()
     async with running_server(seed=seed, rate=0, ping_interval=30.0, pong_timeout=60.0) as server:
         section = backpack_section(server, private=private)
-        header = Header.new(rest_url=server.rest_url, ws_url=server.ws_url, symbols=tuple(SYMBOLS),
-                            channels=tuple(channels), meta={"seed": seed})
+        header = Header.new(
+            rest_url=server.rest_url,
+            ws_url=server.ws_url,
+            symbols=tuple(SYMBOLS),
+            channels=tuple(channels),
+            meta={"seed": seed},
+        )
         writer = RecordingWriter(path, header, block_events=300)
         live = LiveTransport()
         transport = RecordingTransport(live, writer)
-        async with running_handler(symbols=SYMBOLS, channels=channels, callbacks=consumed.callbacks(channels),
-                                   transport=transport,
-                                   handler_config={"log": {"disabled": True}, "backpack": section}):
+        async with running_handler(
+            symbols=SYMBOLS,
+            channels=channels,
+            callbacks=consumed.callbacks(channels),
+            transport=transport,
+            handler_config={"log": {"disabled": True}, "backpack": section},
+        ):
             for s in SYMBOLS:
                 await server.wait_subscribed(f"depth.{NATIVE[s]}")
             if reconnect_at is None:
@@ -108,12 +129,24 @@ async def _record(path: Path, *, seed: int, steps: int, channels: list[str], rec
                 await drive(server, reconnect_at)
                 first = max(server.connections)
                 server.faults.close_socket(1001, "going away")
-                await until(lambda: max(server.connections) > first and all(
-                    f"depth.{NATIVE[s]}" in server.connections[max(server.connections)].subscriptions
-                    for s in SYMBOLS), "the feed's reconnect")
+                await until(
+                    lambda: (
+                        max(server.connections) > first
+                        and all(
+                            f"depth.{NATIVE[s]}" in server.connections[max(server.connections)].subscriptions
+                            for s in SYMBOLS
+                        )
+                    ),
+                    "the feed's reconnect",
+                )
                 await drive(server, steps - reconnect_at)
-            await until(lambda: all(consumed.books[s] and consumed.books[s][-1][0] == server.market.sequence(NATIVE[s])
-                                    for s in SYMBOLS), "the recorded feed's books at the server's last delta")
+            await until(
+                lambda: all(
+                    consumed.books[s] and consumed.books[s][-1][0] == server.market.sequence(NATIVE[s])
+                    for s in SYMBOLS
+                ),
+                "the recorded feed's books at the server's last delta",
+            )
         await transport.close()
         await live.close()
         writer.close()
@@ -152,7 +185,11 @@ def recorded_final_books(path: Path) -> dict[str, tuple[list, list, int]]:
                     syncs.setdefault(out.symbol, BookSync(out.symbol)).on_delta(out)
         elif isinstance(e, HttpRequestEvent):
             requests[e.conn] = e
-        elif isinstance(e, HttpResponseEvent) and e.conn in requests and requests[e.conn].url.endswith("/depth"):
+        elif (
+            isinstance(e, HttpResponseEvent)
+            and e.conn in requests
+            and requests[e.conn].url.endswith("/depth")
+        ):
             symbol = dict(requests[e.conn].params)["symbol"]
             snapshot = decode_depth_snapshot(symbol, e.body, e.receipt)
             if isinstance(snapshot, ev.DepthSnapshot) and symbol in syncs:
@@ -160,7 +197,11 @@ def recorded_final_books(path: Path) -> dict[str, tuple[list, list, int]]:
     out = {}
     for symbol, sync in syncs.items():
         bids, asks = sync.book.top(TOP_N)
-        out[symbol] = ([tuple(level) for level in bids], [tuple(level) for level in asks], sync.last_update_id)
+        out[symbol] = (
+            [tuple(level) for level in bids],
+            [tuple(level) for level in asks],
+            sync.last_update_id,
+        )
     return out
 
 
@@ -168,8 +209,9 @@ def recorded_final_books(path: Path) -> dict[str, tuple[list, list, int]]:
 async def serving(path: Path, **kwargs: Any) -> AsyncIterator[BackpackServer]:
     kwargs.setdefault("speed", None)
     kwargs.setdefault("linger", 0.2)
-    async with running_server(source=RecordingSource.open(path, **kwargs), rate=0, ping_interval=30.0,
-                              pong_timeout=60.0) as server:
+    async with running_server(
+        source=RecordingSource.open(path, **kwargs), rate=0, ping_interval=30.0, pong_timeout=60.0
+    ) as server:
         yield server
 
 
@@ -195,7 +237,9 @@ def _dec(x: float) -> Decimal:
 
 
 @pytest.mark.parametrize("speed", [None, 1.0], ids=["as-fast-as-read", "recorded-pace"])
-async def test_ccxt_pro_gets_the_recorded_trades_and_book(public_recording: Recorded, speed: float | None) -> None:
+async def test_ccxt_pro_gets_the_recorded_trades_and_book(
+    public_recording: Recorded, speed: float | None
+) -> None:
     path = public_recording.path
     want_trades = recorded_trades(path)
     want_books = recorded_final_books(path)
@@ -230,12 +274,23 @@ async def test_ccxt_pro_gets_the_recorded_trades_and_book(public_recording: Reco
         try:
             await ex.load_markets()
             for s in SYMBOLS:
-                tasks += [asyncio.create_task(watch_trades(CCXT[s])), asyncio.create_task(watch_book(CCXT[s]))]
-            await until(lambda: all(CCXT[s] in books and books[CCXT[s]]["nonce"] == want_books[NATIVE[s]][2]
-                                    for s in SYMBOLS), "ccxt's books at the recording's last delta", timeout=30)
+                tasks += [
+                    asyncio.create_task(watch_trades(CCXT[s])),
+                    asyncio.create_task(watch_book(CCXT[s])),
+                ]
+            await until(
+                lambda: all(
+                    CCXT[s] in books and books[CCXT[s]]["nonce"] == want_books[NATIVE[s]][2] for s in SYMBOLS
+                ),
+                "ccxt's books at the recording's last delta",
+                timeout=30,
+            )
             final = {s: (books[CCXT[s]]["bids"][:TOP_N], books[CCXT[s]]["asks"][:TOP_N]) for s in SYMBOLS}
-            await until(lambda: all(len(trades[CCXT[s]]) >= len(want_trades[NATIVE[s]]) for s in SYMBOLS),
-                        "every recorded trade", timeout=30)
+            await until(
+                lambda: all(len(trades[CCXT[s]]) >= len(want_trades[NATIVE[s]]) for s in SYMBOLS),
+                "every recorded trade",
+                timeout=30,
+            )
         finally:
             for task in tasks:
                 task.cancel()
@@ -264,22 +319,42 @@ def private_recording(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
 @pytest.fixture(scope="module")
 def reconnect_recording(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     path = tmp_path_factory.mktemp("serve") / "reconnect.jsonl.zst"
-    return asyncio.run(_record(path, seed=5, steps=400, channels=[compat.TRADES, compat.L2_BOOK], reconnect_at=200))
+    return asyncio.run(
+        _record(path, seed=5, steps=400, channels=[compat.TRADES, compat.L2_BOOK], reconnect_at=200)
+    )
 
 
-async def _consume_with_backpack_feed(server: BackpackServer, channels: list[str], want: Recorded,
-                                      private: bool = False) -> Consumed:
+async def _consume_with_backpack_feed(
+    server: BackpackServer, channels: list[str], want: Recorded, private: bool = False
+) -> Consumed:
     consumed = Consumed()
     finals = recorded_final_books(want.path)
     section = backpack_section(server, private=private)
-    async with running_handler(symbols=SYMBOLS, channels=channels, callbacks=consumed.callbacks(channels),
-                               handler_config={"log": {"disabled": True}, "backpack": section}):
-        await until(lambda: all(consumed.books[s] and consumed.books[s][-1][0] == finals[NATIVE[s]][2]
-                                for s in SYMBOLS), "the books at the recording's last delta", timeout=30)
-        await until(lambda: all(len(consumed.trades[s]) >= len(want.consumed.trades[s]) for s in SYMBOLS),
-                    "every recorded trade", timeout=30)
-        await until(lambda: all(len(consumed.private[c]) >= len(want.consumed.private[c]) for c in want.consumed.private),
-                    "every recorded private event", timeout=30)
+    async with running_handler(
+        symbols=SYMBOLS,
+        channels=channels,
+        callbacks=consumed.callbacks(channels),
+        handler_config={"log": {"disabled": True}, "backpack": section},
+    ):
+        await until(
+            lambda: all(
+                consumed.books[s] and consumed.books[s][-1][0] == finals[NATIVE[s]][2] for s in SYMBOLS
+            ),
+            "the books at the recording's last delta",
+            timeout=30,
+        )
+        await until(
+            lambda: all(len(consumed.trades[s]) >= len(want.consumed.trades[s]) for s in SYMBOLS),
+            "every recorded trade",
+            timeout=30,
+        )
+        await until(
+            lambda: all(
+                len(consumed.private[c]) >= len(want.consumed.private[c]) for c in want.consumed.private
+            ),
+            "every recorded private event",
+            timeout=30,
+        )
     return consumed
 
 
@@ -288,7 +363,9 @@ def _assert_same_books(got: Consumed, want: Consumed) -> None:
         assert got.books[s][-1] == want.books[s][-1], f"{s}: final book differs"
         recorded = {seq: (bids, asks) for seq, bids, asks in want.books[s]}
         common = [(seq, bids, asks) for seq, bids, asks in got.books[s] if seq in recorded]
-        assert len(common) >= len(got.books[s]) - 1 and len(common) > 100  # the sync point may precede the recorded one
+        assert (
+            len(common) >= len(got.books[s]) - 1 and len(common) > 100
+        )  # the sync point may precede the recorded one
         assert all(recorded[seq] == (bids, asks) for seq, bids, asks in common), f"{s}: a book differs"
 
 
@@ -316,8 +393,14 @@ async def test_a_reconnect_in_the_recording_is_one_continuous_stream(reconnect_r
     events = read_recording(want.path).events
     opens = [e.conn for e in events if e.kind == "ws_open"]
     assert len(opens) == 2
-    per_conn = {c: [e.data for e in events if isinstance(e, WsRecv) and e.conn == c
-                    and e.data.startswith('{"stream":"depth.SOL_USDC"')] for c in opens}
+    per_conn = {
+        c: [
+            e.data
+            for e in events
+            if isinstance(e, WsRecv) and e.conn == c and e.data.startswith('{"stream":"depth.SOL_USDC"')
+        ]
+        for c in opens
+    }
     assert all(per_conn.values())
     async with serving(want.path) as server:
         texts, code, reason = await raw_session(server, ["depth.SOL_USDC"])
@@ -332,9 +415,14 @@ async def test_a_reconnect_in_the_recording_is_one_continuous_stream(reconnect_r
 # --- raw clients: exactly the recorded frames of their own streams, then the end -----------------------
 
 
-async def raw_session(server: BackpackServer, streams: list[str], *, extra: tuple[str, ...] | list[str] = (),
-                      signature: list[str] | None = None, limit: int | None = None,
-                      ) -> tuple[list[str], int | None, str | None]:
+async def raw_session(
+    server: BackpackServer,
+    streams: list[str],
+    *,
+    extra: tuple[str, ...] | list[str] = (),
+    signature: list[str] | None = None,
+    limit: int | None = None,
+) -> tuple[list[str], int | None, str | None]:
     """Subscribe (and send ``extra`` frames), read until the server closes; texts, close code, reason."""
     texts: list[str] = []
     async with aiohttp.ClientSession() as http:
@@ -367,11 +455,15 @@ def recorded_texts(path: Path, streams: set[str]) -> list[str]:
     return out
 
 
-async def test_each_client_gets_its_streams_from_the_start_then_a_clear_close(public_recording: Recorded) -> None:
+async def test_each_client_gets_its_streams_from_the_start_then_a_clear_close(
+    public_recording: Recorded,
+) -> None:
     path = public_recording.path
     streams = ["trade.SOL_USDC", "depth.BTC_USDC_PERP"]
     want = recorded_texts(path, set(streams))
-    assert len(recorded_texts(path, {"trade.BTC_USDC_PERP", "depth.SOL_USDC"})) > 100  # frames it must not get
+    assert (
+        len(recorded_texts(path, {"trade.BTC_USDC_PERP", "depth.SOL_USDC"})) > 100
+    )  # frames it must not get
     async with serving(path) as server:
         first = await raw_session(server, streams)
         late = await raw_session(server, streams)  # connects after the first one's replay ended
@@ -403,8 +495,10 @@ async def test_paced_replay_never_sends_a_frame_before_its_recorded_time(tmp_pat
 
 def trade_text(k: int) -> str:
     ts = 1_754_006_400_000_000 + k
-    return (f'{{"stream":"trade.SOL_USDC","data":{{"e":"trade","E":{ts},"s":"SOL_USDC","p":"150.0{k}","q":"1",'
-            f'"b":"1","a":"2","t":{k},"T":{ts},"m":false}}}}')
+    return (
+        f'{{"stream":"trade.SOL_USDC","data":{{"e":"trade","E":{ts},"s":"SOL_USDC","p":"150.0{k}","q":"1",'
+        f'"b":"1","a":"2","t":{k},"T":{ts},"m":false}}}}'
+    )
 
 
 async def test_bad_subscribes_get_the_usual_errors_and_private_needs_a_valid_signature(
@@ -415,13 +509,19 @@ async def test_bad_subscribes_get_the_usual_errors_and_private_needs_a_valid_sig
     want_private = recorded_texts(path, {private_stream})
     want_public = recorded_texts(path, {"trade.SOL_USDC"})
     assert want_private and want_public
-    errors = ['{"id":null,"error":{"code":4006,"message":"Invalid stream"}}',
-              '{"id":null,"error":{"code":4002,"message":"Parse error"}}']
+    errors = [
+        '{"id":null,"error":{"code":4006,"message":"Invalid stream"}}',
+        '{"id":null,"error":{"code":4002,"message":"Parse error"}}',
+    ]
     async with serving(path) as server:
-        refused, code, _ = await raw_session(server, ["trade.SOL_USDC", private_stream],
-                                             extra=['{"method":"SUBSCRIBE","params":["nope.SOL_USDC"]}', "{oops"])
-        signed, _, _ = await raw_session(server, [private_stream],
-                                         signature=Signer(TEST_ACCOUNT_SECRET).ws_signature(now_ms(), 5000))
+        refused, code, _ = await raw_session(
+            server,
+            ["trade.SOL_USDC", private_stream],
+            extra=['{"method":"SUBSCRIBE","params":["nope.SOL_USDC"]}', "{oops"],
+        )
+        signed, _, _ = await raw_session(
+            server, [private_stream], signature=Signer(TEST_ACCOUNT_SECRET).ws_signature(now_ms(), 5000)
+        )
     missing = '{"id":null,"error":{"code":4003,"message":"Missing signature"}}'
     assert refused[:3] == [missing, *errors] and refused[3:] == want_public and code == END_CODE
     assert signed == want_private
@@ -437,8 +537,15 @@ async def test_loop_starts_the_recording_again_on_the_same_connection(public_rec
 async def test_unsubscribe_stops_a_stream(tmp_path: Path) -> None:
     path = tmp_path / "two.jsonl"
     sub = '{"method":"SUBSCRIBE","params":["trade.SOL_USDC"]}'
-    write_recording(path, Header.new(), [WsSend(0, "ws-1", sub), WsRecv(1, "ws-1", trade_text(1), 1),
-                                         WsRecv(3_000_000_000, "ws-1", trade_text(2), 2)])
+    write_recording(
+        path,
+        Header.new(),
+        [
+            WsSend(0, "ws-1", sub),
+            WsRecv(1, "ws-1", trade_text(1), 1),
+            WsRecv(3_000_000_000, "ws-1", trade_text(2), 2),
+        ],
+    )
     async with serving(path, speed=10.0, linger=0.0) as server, aiohttp.ClientSession() as http:
         ws = await http.ws_connect(server.ws_url)
         await ws.send_str(sub)
@@ -459,32 +566,52 @@ async def test_unsubscribe_stops_a_stream(tmp_path: Path) -> None:
 async def test_rest_answers_what_the_recording_holds(public_recording: Recorded) -> None:
     path = public_recording.path
     events = read_recording(path).events
-    markets_request = next(e for e in events if isinstance(e, HttpRequestEvent) and e.url.endswith("/markets"))
-    markets_body = next(e.body for e in events if isinstance(e, HttpResponseEvent) and e.conn == markets_request.conn)
+    markets_request = next(
+        e for e in events if isinstance(e, HttpRequestEvent) and e.url.endswith("/markets")
+    )
+    markets_body = next(
+        e.body for e in events if isinstance(e, HttpResponseEvent) and e.conn == markets_request.conn
+    )
     rows = json.loads(markets_body)
     query = "&".join(f"{k}={v}" for k, v in reversed(markets_request.params))  # any order matches
     async with serving(path) as server, aiohttp.ClientSession() as http:
+
         async def get(p: str) -> tuple[int, str | None, bytes]:
             async with http.get(server.rest_url + p) as resp:
                 return resp.status, resp.headers.get(ANSWER_HEADER), await resp.read()
 
         assert await get(f"/api/v1/markets?{query}") == (200, "recorded", markets_body)
         status, how, body = await get("/api/v1/markets")
-        assert (status, how, json.loads(body)) == (200, "derived", [r for r in rows if r["marketType"] in ("SPOT", "PERP")])
+        assert (status, how, json.loads(body)) == (
+            200,
+            "derived",
+            [r for r in rows if r["marketType"] in ("SPOT", "PERP")],
+        )
         status, how, body = await get("/api/v1/markets?marketType=PERP")
         perps = [r for r in rows if r["marketType"] == "PERP"]
         assert (status, how, json.loads(body)) == (200, "derived", perps) and 0 < len(perps) < len(rows)
         assert (await get("/api/v1/markets?marketType=NOPE"))[0] == 400
         status, how, body = await get("/api/v1/market?symbol=SOL_USDC")
-        assert (status, how, json.loads(body)) == (200, "derived", next(r for r in rows if r["symbol"] == "SOL_USDC"))
+        assert (status, how, json.loads(body)) == (
+            200,
+            "derived",
+            next(r for r in rows if r["symbol"] == "SOL_USDC"),
+        )
         status, _, body = await get("/api/v1/market?symbol=NOPE_USDC")
-        assert (status, json.loads(body)) == (400, {"code": "INVALID_CLIENT_REQUEST", "message": "Market not found"})
+        assert (status, json.loads(body)) == (
+            400,
+            {"code": "INVALID_CLIENT_REQUEST", "message": "Market not found"},
+        )
         status, how, body = await get("/api/v1/assets")
         assert status == 200 and {a["symbol"] for a in json.loads(body)} == {
-            a for r in rows for a in (r["baseSymbol"], r["quoteSymbol"])}
+            a for r in rows for a in (r["baseSymbol"], r["quoteSymbol"])
+        }
         assert await get("/api/v1/securities") == (200, "derived", b"[]")
         status, _, body = await get("/api/v1/klines?symbol=SOL_USDC&interval=1m&startTime=0")
-        assert (status, body) == (404, b"Not in the recording: GET /api/v1/klines?symbol=SOL_USDC&interval=1m&startTime=0")
+        assert (status, body) == (
+            404,
+            b"Not in the recording: GET /api/v1/klines?symbol=SOL_USDC&interval=1m&startTime=0",
+        )
         assert (await get("/api/v1/depth?symbol=SOL_USDC&limit=7"))[0] == 400
         assert (await get("/api/v1/depth"))[:1] == (400,)
         assert (await get("/api/v1/ping"))[::2] == (200, b"pong")
@@ -498,7 +625,9 @@ async def test_depth_answers_the_book_at_the_last_delta_a_client_was_sent(public
     async with serving(path, linger=30.0) as server, aiohttp.ClientSession() as http:
         async with http.get(server.rest_url + "/api/v1/depth?symbol=SOL_USDC") as resp:
             before = await resp.json()
-        assert int(before["lastUpdateId"]) == snapshot.last_update_id  # nobody subscribed: the first known book
+        assert (
+            int(before["lastUpdateId"]) == snapshot.last_update_id
+        )  # nobody subscribed: the first known book
         assert [tuple(x) for x in before["bids"]] == list(snapshot.bids)
         ws = await http.ws_connect(server.ws_url)
         await ws.send_str('{"method":"SUBSCRIBE","params":["depth.SOL_USDC"]}')
@@ -523,8 +652,9 @@ def _cut(src: Path, dst: Path, fraction: float) -> Path:
     return dst
 
 
-async def test_a_truncated_recording_serves_what_is_before_the_damage(public_recording: Recorded,
-                                                                      tmp_path: Path) -> None:
+async def test_a_truncated_recording_serves_what_is_before_the_damage(
+    public_recording: Recorded, tmp_path: Path
+) -> None:
     cut = _cut(public_recording.path, tmp_path / "cut.jsonl.zst", 0.6)
     rec = read_recording(cut)
     assert rec.damage is not None and "truncated" in rec.damage.reason
@@ -567,9 +697,16 @@ async def test_hostile_frames_are_skipped_and_garbage_levels_never_break_rest(tm
     write_recording(path, Header.new(), events)
     source = RecordingSource.open(path, speed=None, linger=30.0)
     session = source.session
-    assert dict(session.skipped) == {"binary": 1, "not json": 1, "error": 1, "not an object": 1, "no stream": 1}
+    assert dict(session.skipped) == {
+        "binary": 1,
+        "not json": 1,
+        "error": 1,
+        "not an object": 1,
+        "no stream": 1,
+    }
     data_frames = [e.data for e in events if isinstance(e, WsRecv) and e.t >= 7]
     async with running_server(source=source, rate=0) as server, aiohttp.ClientSession() as http:
+
         async def depth(symbol: str) -> tuple[int, Any]:
             async with http.get(f"{server.rest_url}/api/v1/depth?symbol={symbol}") as resp:
                 return resp.status, await resp.text()
@@ -582,8 +719,10 @@ async def test_hostile_frames_are_skipped_and_garbage_levels_never_break_rest(tm
         got = [(await ws.receive(timeout=10)).data for _ in data_frames]
         assert got == data_frames  # replayed verbatim: they are what the recording holds
         status, body = await depth("SOL_USDC")  # the book is unknown after the delta with no levels
-        assert (status, body) == (503, "Service Unavailable: the recording holds no SOL_USDC order book at or "
-                                       "after sequence 12")
+        assert (status, body) == (
+            503,
+            "Service Unavailable: the recording holds no SOL_USDC order book at or after sequence 12",
+        )
         status, body = await depth("BTC_USDC")  # no book to rebuild: the recorded answer, verbatim
         assert (status, body) == (200, '{"lastUpdateId":"NaN","bids":1}')
         status, body = await depth("ETH_USDC")
@@ -597,9 +736,19 @@ def test_overlapping_connections_are_deduplicated_and_repeats_within_one_are_kep
 
     sub = '{"method":"SUBSCRIBE","params":["trade.SOL_USDC"]}'
     a, b, c, d = (trade_text(k) for k in (1, 2, 3, 4))
-    events = [WsOpen(5, "ws-1", "ws://x"), WsSend(10, "ws-1", sub), WsRecv(20, "ws-1", a, 1), WsRecv(30, "ws-1", b, 1),
-              WsOpen(35, "ws-2", "ws://x"), WsSend(36, "ws-2", sub), WsRecv(40, "ws-1", c, 1),
-              WsRecv(41, "ws-2", b, 1), WsRecv(42, "ws-2", c, 1), WsRecv(50, "ws-2", d, 1), WsRecv(60, "ws-2", d, 1)]
+    events = [
+        WsOpen(5, "ws-1", "ws://x"),
+        WsSend(10, "ws-1", sub),
+        WsRecv(20, "ws-1", a, 1),
+        WsRecv(30, "ws-1", b, 1),
+        WsOpen(35, "ws-2", "ws://x"),
+        WsSend(36, "ws-2", sub),
+        WsRecv(40, "ws-1", c, 1),
+        WsRecv(41, "ws-2", b, 1),
+        WsRecv(42, "ws-2", c, 1),
+        WsRecv(50, "ws-2", d, 1),
+        WsRecv(60, "ws-2", d, 1),
+    ]
     session = index_events(Path("x.jsonl"), Header.new(), events)
     log = session.streams["trade.SOL_USDC"]
     assert [f.text for f in log.frames] == [a, b, c, d, d] and session.overlap == 2
@@ -618,7 +767,9 @@ def _run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return code, captured.err
 
 
-def test_unusable_recordings_are_refused_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unusable_recordings_are_refused_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
     future = tmp_path / "future.jsonl"
@@ -657,7 +808,9 @@ def test_serve_flags_that_do_not_go_together(tmp_path: Path, capsys: pytest.Capt
         assert code == 64 and words in err, (argv, err)
 
 
-async def test_cli_serves_a_truncated_recording_and_says_so(public_recording: Recorded, tmp_path: Path) -> None:
+async def test_cli_serves_a_truncated_recording_and_says_so(
+    public_recording: Recorded, tmp_path: Path
+) -> None:
     import os
     import re
     import signal
@@ -667,20 +820,33 @@ async def test_cli_serves_a_truncated_recording_and_says_so(public_recording: Re
     want = recorded_texts(cut, {"trade.BTC_USDC_PERP"})
     assert want
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "harness", "serve", "--recording", str(cut), "--speed", "max",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        sys.executable,
+        "-m",
+        "harness",
+        "serve",
+        "--recording",
+        str(cut),
+        "--speed",
+        "max",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert proc.stdout is not None and proc.stderr is not None
         async with asyncio.timeout(30):
             warning = (await proc.stderr.readline()).decode()
             lines = [(await proc.stdout.readline()).decode() for _ in range(3)]
-        assert warning.startswith("warning: cut.jsonl.zst: truncated zstd frame") and "serving the events before" in warning
+        assert (
+            warning.startswith("warning: cut.jsonl.zst: truncated zstd frame")
+            and "serving the events before" in warning
+        )
         rest = re.match(r"REST  (http://127\.0\.0\.1:(\d+))/api/v1/", lines[0])
         assert rest and lines[1] == f"WS    ws://127.0.0.1:{rest.group(2)}/\n", lines
-        assert lines[2].startswith("replay cut.jsonl.zst: ") and "as fast as clients read" in lines[2], lines[2]
-        server = _Urls(rest.group(1), f"ws://127.0.0.1:{rest.group(2)}/")
-        assert await raw_session(server, ["trade.BTC_USDC_PERP"]) == (want, END_CODE, END_REASON)  # type: ignore[arg-type]
+        replay = lines[2]
+        assert replay.startswith("replay cut.jsonl.zst: ") and "as fast as clients read" in replay, replay
+        server: Any = _Urls(rest.group(1), f"ws://127.0.0.1:{rest.group(2)}/")  # what raw_session reads
+        assert await raw_session(server, ["trade.BTC_USDC_PERP"]) == (want, END_CODE, END_REASON)
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(20):
             assert await proc.wait() == 0

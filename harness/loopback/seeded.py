@@ -33,11 +33,18 @@ class SeededSource:
         self.ints_as_strings = ints_as_strings
         self.label = f"seed {market.config.seed}"
         self._routes: dict[str, Callable[[Any], RestAnswer]] = {
-            "markets": self._markets, "market": self._market, "assets": self._assets,
-            "securities": self._securities, "depth": self._depth, "trades": self._trades,
+            "markets": self._markets,
+            "market": self._market,
+            "assets": self._assets,
+            "securities": self._securities,
+            "depth": self._depth,
+            "trades": self._trades,
             "klines": self._klines,
-            "ticker": self._ticker, "tickers": self._tickers, "markPrices": self._mark_prices,
-            "openInterest": self._open_interest, "fundingRates": self._funding_rates,
+            "ticker": self._ticker,
+            "tickers": self._tickers,
+            "markPrices": self._mark_prices,
+            "openInterest": self._open_interest,
+            "fundingRates": self._funding_rates,
         }  # path segment under /api/v1/ -> handler
 
     @property

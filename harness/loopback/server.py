@@ -666,7 +666,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     source: MarketSource | None = None,
 ) -> None:
-    """Run the loopback server until ``stop`` is set or the task is cancelled (``source``: e.g. a recording)."""
+    """Run the loopback server until ``stop`` is set or the task is cancelled (``source``: a recording)."""
     server = BackpackServer(
         seed=seed,
         source=source,
@@ -702,7 +702,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--no-compress", action="store_true", help="refuse permessage-deflate")
     parser.add_argument(
         "--recording", metavar="RECORDING",
-        help="serve a recording (.jsonl or .jsonl.zst) instead of the seeded market; see docs/serve-recording.md",
+        help="serve a recording (.jsonl, .jsonl.zst) instead of the seeded market (docs/serve-recording.md)",
     )
     parser.add_argument(
         "--speed", type=_speed, default=argparse.SUPPRESS, metavar="X",
@@ -733,8 +733,7 @@ def _recording_source(args: argparse.Namespace) -> tuple[MarketSource | None, in
     from harness.cli import EXIT_RECORDING, EXIT_USAGE
 
     recording = getattr(args, "recording", None)
-    given = [flag for flag, present in (("--speed", hasattr(args, "speed")), ("--loop", hasattr(args, "loop")))
-             if present]
+    given = [flag for flag in ("--speed", "--loop") if hasattr(args, flag[2:])]
     if recording is None:
         if given:
             print(f"error: {' and '.join(given)} apply to --recording only", file=sys.stderr)
@@ -780,7 +779,8 @@ def main_serve(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         print(f"WS    {server.ws_url}", flush=True)
         recorded = getattr(server.source, "session", None)
         if recorded is None:
-            print(f"seed  {server.market.config.seed}; test account API key {TEST_ACCOUNT_API_KEY}", flush=True)
+            seed = server.market.config.seed
+            print(f"seed  {seed}; test account API key {TEST_ACCOUNT_API_KEY}", flush=True)
             return
         speed = getattr(server.source, "speed", None)
         pace = "as fast as clients read" if speed is None else f"speed {speed:g}x"

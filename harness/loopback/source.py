@@ -129,6 +129,13 @@ class MarketSource(Protocol):
 
 
 __all__ = [
-    "MarketSource", "RestAnswer", "RestClientError", "RestNotFound", "RestParseFailure", "RestRequest",
-    "SourceHost", "Subscriber", "int_param",
+    "MarketSource",
+    "RestAnswer",
+    "RestClientError",
+    "RestNotFound",
+    "RestParseFailure",
+    "RestRequest",
+    "SourceHost",
+    "Subscriber",
+    "int_param",
 ]

@@ -122,11 +122,17 @@ class BookTimeline:
             i += 1
         tail = self.deltas[-1].last if self.deltas else -1
         if known is None:  # a snapshot newer than every delta still tells the book from there on
-            later = [s for s in snaps if s.last_update_id >= tail and (not self.points or
-                                                                      s.last_update_id > self.points[-1].sequence)]
+            later = [
+                s
+                for s in snaps
+                if s.last_update_id >= tail
+                and (not self.points or s.last_update_id > self.points[-1].sequence)
+            ]
             if later:
                 self.segments.append(_Segment(later[0], n))
-                self.points.append(Point(later[0].last_update_id, len(self.segments) - 1, 0, later[0].timestamp))
+                self.points.append(
+                    Point(later[0].last_update_id, len(self.segments) - 1, 0, later[0].timestamp)
+                )
 
     @property
     def known(self) -> bool:

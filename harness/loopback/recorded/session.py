@@ -105,8 +105,12 @@ class RecordedSession:
         """One line for ``serve`` to print."""
         rest = len(self.rest)
         span = self.end_t / 1e9
-        parts = [f"{self.frames} data frames on {len(self.streams)} streams", f"{rest} REST answers",
-                 f"{span:.3f} s", f"{self.connections} connection{'s' if self.connections != 1 else ''}"]
+        parts = [
+            f"{self.frames} data frames on {len(self.streams)} streams",
+            f"{rest} REST answers",
+            f"{span:.3f} s",
+            f"{self.connections} connection{'s' if self.connections != 1 else ''}",
+        ]
         if self.overlap:
             parts.append(f"{self.overlap} overlapping frames dropped")
         if self.skipped:
@@ -121,8 +125,13 @@ def load_session(path: str | os.PathLike[str]) -> RecordedSession:
     return index_events(Path(path), recording.header, recording.events, recording.damage, recording.complete)
 
 
-def index_events(path: Path, header: Header, events: list[Event], damage: RecordingDamaged | None = None,
-                 complete: bool = True) -> RecordedSession:
+def index_events(
+    path: Path,
+    header: Header,
+    events: list[Event],
+    damage: RecordingDamaged | None = None,
+    complete: bool = True,
+) -> RecordedSession:
     streams: dict[str, StreamLog] = {}
     first_conn: dict[tuple[str, str], str] = {}  # (stream, text) -> the connection that first had it
     subscribed_at: dict[str, int] = {}
@@ -171,7 +180,7 @@ def index_events(path: Path, header: Header, events: list[Event], damage: Record
                 continue
             url_path = urlsplit(request.url).path or "/"
             if "/api/" in url_path:  # a base URL with a prefix of its own still matches /api/v1/...
-                url_path = url_path[url_path.index("/api/"):]
+                url_path = url_path[url_path.index("/api/") :]
             key = rest_key(request.method, url_path, request.params)
             ctype = next((v for k, v in event.headers.items() if k.lower() == "content-type"), None)
             rest.setdefault(key, RecordedAnswer(event.status, ctype, event.body))
@@ -187,8 +196,21 @@ def index_events(path: Path, header: Header, events: list[Event], damage: Record
         start = subscribed_at.get(log.name, origin)
         log.origin = min(start, log.frames[0].t) if log.frames else start
     end_t = events[-1].t if events else 0
-    return RecordedSession(path, header, damage, complete, streams, rest, snapshots, markets,
-                           min(origin, end_t), end_t, connections, overlap, skipped)
+    return RecordedSession(
+        path,
+        header,
+        damage,
+        complete,
+        streams,
+        rest,
+        snapshots,
+        markets,
+        min(origin, end_t),
+        end_t,
+        connections,
+        overlap,
+        skipped,
+    )
 
 
 def stream_origin(session: RecordedSession, stream: str) -> int:
@@ -239,7 +261,11 @@ def _subscribed(data: str | bytes) -> list[str]:
         obj = json.loads(data)
     except (ValueError, RecursionError):
         return []
-    if not isinstance(obj, dict) or obj.get("method") != "SUBSCRIBE" or not isinstance(obj.get("params"), list):
+    if (
+        not isinstance(obj, dict)
+        or obj.get("method") != "SUBSCRIBE"
+        or not isinstance(obj.get("params"), list)
+    ):
         return []
     return [p for p in obj["params"] if isinstance(p, str)]
 
@@ -282,5 +308,14 @@ def _market_rows(body: bytes) -> list[dict[str, Any]] | None:
     return rows
 
 
-__all__ = ["Frame", "RecordedAnswer", "RecordedSession", "Snapshot", "StreamLog", "index_events", "load_session",
-           "rest_key", "stream_origin"]
+__all__ = [
+    "Frame",
+    "RecordedAnswer",
+    "RecordedSession",
+    "Snapshot",
+    "StreamLog",
+    "index_events",
+    "load_session",
+    "rest_key",
+    "stream_origin",
+]

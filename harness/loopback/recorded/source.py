@@ -112,7 +112,9 @@ class _Player:
             self.cursors[stream] = _Cursor(stream, frames, origin, at, session.end_t)
         self.changed.set()
         if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._run(), name=f"replay-conn-{self.conn.id}")
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"replay-conn-{self.conn.id}"
+            )
 
     def remove(self, streams: Sequence[str]) -> None:
         for stream in streams:
@@ -224,8 +226,9 @@ class RecordingSource:
     infinity: as fast as the client reads); ``loop``: start again at the end instead of closing;
     ``linger``: seconds a finished connection is held open before its Close."""
 
-    def __init__(self, session: RecordedSession, *, speed: float | None = 1.0, loop: bool = False,
-                 linger: float = 1.0) -> None:
+    def __init__(
+        self, session: RecordedSession, *, speed: float | None = 1.0, loop: bool = False, linger: float = 1.0
+    ) -> None:
         if speed is not None and (math.isnan(speed) or speed < 0):
             raise ValueError(f"speed must be a positive number, 0 or None (as fast as possible), not {speed}")
         if not linger >= 0:
@@ -290,9 +293,13 @@ class RecordingSource:
         Otherwise 404 ``Not in the recording: ...``."""
         if request.name == "depth":
             return self._depth(request)
-        recorded = self.session.rest.get(rest_key("GET", f"/api/v1/{request.name}", list(request.query.items())))
+        recorded = self.session.rest.get(
+            rest_key("GET", f"/api/v1/{request.name}", list(request.query.items()))
+        )
         if recorded is not None:
-            return RestAnswer(recorded.status, recorded.body, recorded.content_type, {ANSWER_HEADER: "recorded"})
+            return RestAnswer(
+                recorded.status, recorded.body, recorded.content_type, {ANSWER_HEADER: "recorded"}
+            )
         derived = self._derived(request)
         if derived is not None:
             return derived
@@ -315,17 +322,24 @@ class RecordingSource:
         if timeline is None:
             recorded = self.session.rest.get(rest_key("GET", "/api/v1/depth", list(query.items())))
             if recorded is not None:
-                return RestAnswer(recorded.status, recorded.body, recorded.content_type,
-                                  {ANSWER_HEADER: "recorded"})
-            if self.session.markets is not None and all(r.get("symbol") != symbol for r in self.session.markets):
+                return RestAnswer(
+                    recorded.status, recorded.body, recorded.content_type, {ANSWER_HEADER: "recorded"}
+                )
+            if self.session.markets is not None and all(
+                r.get("symbol") != symbol for r in self.session.markets
+            ):
                 raise RestClientError("Market not found")
             raise RestNotFound(f"Not in the recording: GET {request.path_qs}")
         mark = self.high_water(symbol)
         point = timeline.at_or_after(mark)
         if point is None:
             where = "at all" if not timeline.known else f"at or after sequence {mark}"
-            return RestAnswer(503, f"Service Unavailable: the recording holds no {symbol} order book {where}",
-                              "text/plain", {ANSWER_HEADER: "rebuilt"})
+            return RestAnswer(
+                503,
+                f"Service Unavailable: the recording holds no {symbol} order book {where}",
+                "text/plain",
+                {ANSWER_HEADER: "rebuilt"},
+            )
         body = RestAnswer.json(timeline.answer(point, limit))
         return RestAnswer(body.status, body.body, body.content_type, {ANSWER_HEADER: "rebuilt"})
 
@@ -350,14 +364,20 @@ class RecordingSource:
             if data is None:
                 raise RestClientError("Market not found")
         elif request.name == "assets":
-            names = [a for r in rows for a in (r.get("baseSymbol"), r.get("quoteSymbol")) if isinstance(a, str)]
-            data = [{"coingeckoId": None, "displayName": a, "symbol": a, "tokens": []} for a in dict.fromkeys(names)]
+            names = [
+                a for r in rows for a in (r.get("baseSymbol"), r.get("quoteSymbol")) if isinstance(a, str)
+            ]
+            data = [
+                {"coingeckoId": None, "displayName": a, "symbol": a, "tokens": []}
+                for a in dict.fromkeys(names)
+            ]
         elif request.name == "securities":
             data = []
         else:
             return None
-        return RestAnswer(200, json.dumps(data, separators=(",", ":")), "application/json",
-                          {ANSWER_HEADER: "derived"})
+        return RestAnswer(
+            200, json.dumps(data, separators=(",", ":")), "application/json", {ANSWER_HEADER: "derived"}
+        )
 
 
 def _books(session: RecordedSession) -> dict[str, BookTimeline]:
