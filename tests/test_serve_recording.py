@@ -534,6 +534,19 @@ async def test_loop_starts_the_recording_again_on_the_same_connection(public_rec
     assert texts == want + want + want[:1]
 
 
+async def test_loop_over_silence_waits_instead_of_spinning(public_recording: Recorded) -> None:
+    source = RecordingSource.open(public_recording.path, speed=None, loop=True, linger=0.0)
+    async with running_server(source=source, rate=0) as server, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.ws_url)
+        await ws.send_str('{"method":"SUBSCRIBE","params":["trade.ETH_USDC"]}')  # nothing recorded on it
+        await server.wait_subscribed("trade.ETH_USDC")
+        await asyncio.sleep(0.1)
+        async with asyncio.timeout(10), http.get(server.rest_url + "/api/v1/ping") as resp:
+            assert await resp.text() == "pong"  # the event loop is free
+        assert [p.lap for p in source._players.values()] == [1] and not ws.closed
+        await ws.close()
+
+
 async def test_unsubscribe_stops_a_stream(tmp_path: Path) -> None:
     path = tmp_path / "two.jsonl"
     sub = '{"method":"SUBSCRIBE","params":["trade.SOL_USDC"]}'

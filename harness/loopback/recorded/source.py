@@ -12,8 +12,8 @@ What a client sees (``docs/serve-recording.md`` says it for users):
 * **End of recording**: once the recording's end (its last event) has passed for every stream the
   connection subscribed to and its frames are written, the connection is held ``linger`` seconds (a
   SUBSCRIBE then still starts a stream and postpones the end), then closed with ``1000 End of
-  recording``. With ``loop`` it starts again from the start instead (sequences repeat: to a client,
-  a sequence reset).
+  recording``. With ``loop`` it starts again from the start at once instead (sequences repeat: to a
+  client, a sequence reset); a lap that sent nothing is not repeated, the connection stays silent.
 * **REST**: see ``rest()``; the depth rule is in ``books.py``.
 """
 
@@ -88,6 +88,7 @@ class _Player:
         self.last_u: dict[str, int] = {}  # native symbol -> u of the last depth frame queued
         self.lap = 1
         self.frames_sent = 0
+        self.lap_start = 0  # frames_sent when this lap began
         self.ending = False
         self.task: asyncio.Task[None] | None = None
 
@@ -155,10 +156,13 @@ class _Player:
                     continue
                 self.played = max(self.played, end)
                 await host.drain(conn)
-                if not await self._hold():
-                    continue
                 if self.source.loop:
+                    if self.frames_sent == self.lap_start:  # nothing to repeat: stay silent, do not spin
+                        await self.changed.wait()
+                        continue
                     self._new_lap()
+                    continue
+                if not await self._hold():
                     continue
                 self.ending = True
                 log.info("connection %s: end of recording after %d frames", conn.id, self.frames_sent)
@@ -213,6 +217,7 @@ class _Player:
 
     def _new_lap(self) -> None:
         self.lap += 1
+        self.lap_start = self.frames_sent
         at = self.now()
         for cursor in self.cursors.values():
             cursor.index = 0
