@@ -468,7 +468,7 @@ async def test_each_client_gets_its_streams_from_the_start_then_a_clear_close(
         first = await raw_session(server, streams)
         late = await raw_session(server, streams)  # connects after the first one's replay ended
         silent = await raw_session(server, ["trade.ETH_USDC"])  # a valid stream the recording lacks
-    assert first == late == (want, END_CODE, END_REASON)
+    assert first == late == (want, 1000, "End of recording")  # the documented close
     assert silent == ([], END_CODE, END_REASON)
 
 
