@@ -138,15 +138,17 @@ def test_every_user_holds_the_wire_objects() -> None:
     """The other modules' names are the wire module's objects (or built from them), not copies."""
     from backpack import config, feed, feedbase, rest
     from backpack.protocol import subscriptions, symbols
-    from harness.loopback import market, server
+    from harness.loopback import market, seeded, server
+    from harness.loopback.recorded import source as recorded
 
-    assert config.DEPTH_LIMITS is rest.DEPTH_LIMITS is server.DEPTH_LIMITS is wire.DEPTH_LIMITS
+    assert config.DEPTH_LIMITS is rest.DEPTH_LIMITS is wire.DEPTH_LIMITS
+    assert seeded.DEPTH_LIMITS is recorded.DEPTH_LIMITS is wire.DEPTH_LIMITS
     assert subscriptions.INTERVALS is wire.CANDLE_INTERVALS
     assert subscriptions.DEPTH_SPEEDS is wire.DEPTH_SPEEDS
     assert rest.KLINE_INTERVALS == frozenset(wire.CANDLE_INTERVALS)
     assert feedbase.VALID_CANDLE_INTERVALS == set(wire.CANDLE_INTERVALS)
     assert feed.MARKET_TYPES is wire.FEED_MARKET_TYPES
-    assert server.MARKET_TYPES is wire.MARKET_TYPES
+    assert seeded.MARKET_TYPES is recorded.MARKET_TYPES is wire.MARKET_TYPES
     assert symbols.INSTRUMENT_TYPES is wire.INSTRUMENT_TYPES
     assert tuple(market.INTERVALS) == wire.CANDLE_INTERVALS
     assert tuple(market.DEPTH_WINDOWS_US) == wire.DEPTH_SPEEDS

@@ -1,4 +1,5 @@
-"""``backpack-harness serve``: the loopback Backpack server on 127.0.0.1 until Ctrl-C."""
+"""``backpack-harness serve``: the loopback Backpack server on 127.0.0.1 until Ctrl-C, fed by the seeded
+market or, with ``--recording``, by a recording (docs/serve-recording.md)."""
 
 from __future__ import annotations
 
@@ -19,4 +20,5 @@ def _serve(args: argparse.Namespace) -> int:
     return main_serve(args)
 
 
-register(Subcommand("serve", "run the loopback Backpack server on 127.0.0.1", _serve_arguments, _serve))
+register(Subcommand("serve", "run the loopback Backpack server on 127.0.0.1 (seeded, or --recording)",
+                    _serve_arguments, _serve))

@@ -33,8 +33,10 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import re
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -44,13 +46,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from backpack.protocol.auth import MAX_WINDOW_MS, public_key_of, signing_string, verify
-from backpack.protocol.wire import (
-    DEPTH_LIMITS,
-    INVALID_DEPTH_WINDOW,
-    INVALID_STREAM,
-    MARKET_TYPES,
-    PARSE_ERROR,
-)
+from backpack.protocol.wire import INVALID_DEPTH_WINDOW, INVALID_STREAM, PARSE_ERROR
+from backpack.redaction import got
 from harness.loopback.faults import CloseRequest, Faults, SendRequest
 from harness.loopback.market import (
     DEPTH_WINDOWS_US,
@@ -59,6 +56,15 @@ from harness.loopback.market import (
     MarketConfig,
     MarketGenerator,
     encode_frame,
+)
+from harness.loopback.seeded import SeededSource
+from harness.loopback.source import (
+    MarketSource,
+    RestAnswer,
+    RestClientError,
+    RestNotFound,
+    RestParseFailure,
+    RestRequest,
 )
 
 log = logging.getLogger(__name__)
@@ -154,14 +160,6 @@ class Connection:
         return f"Connection(id={self.id}, open={self.open}, subscriptions={sorted(self.subscriptions)})"
 
 
-class _ParseFailure(Exception):
-    """A query parameter the exchange would fail to deserialize: answered as plain text."""
-
-
-class _ClientError(Exception):
-    """Answered as ``{"code":"INVALID_CLIENT_REQUEST","message":...}``."""
-
-
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -172,7 +170,11 @@ def _is_loopback(host: str) -> bool:
 
 
 class BackpackServer:
-    """Start with ``await server.start()``; drive the market with the ticker (``rate`` > 0) or ``step()``."""
+    """Start with ``await server.start()``; drive the market with the ticker (``rate`` > 0) or ``step()``.
+
+    The data comes from a ``MarketSource`` (``harness/loopback/source.py``): by default the seeded generator
+    (``seed``, ``market_config`` or ``market``), or any source given as ``source`` (e.g. a recording).
+    """
 
     def __init__(
         self,
@@ -183,6 +185,7 @@ class BackpackServer:
         rate: float = DEFAULT_RATE,
         market: MarketGenerator | None = None,
         market_config: MarketConfig | None = None,
+        source: MarketSource | None = None,
         ping_interval: float = 60.0,
         pong_timeout: float = 120.0,
         compress: bool = True,
@@ -196,10 +199,13 @@ class BackpackServer:
             raise ValueError(f"the loopback server binds loopback addresses only, not {host!r}")
         if ping_interval <= 0 or pong_timeout <= 0:
             raise ValueError("ping_interval and pong_timeout must be > 0")
-        if market is None:
-            cfg = market_config or MarketConfig(seed=seed)
-            market = MarketGenerator(cfg)
-        self.market = market
+        if source is None:
+            if market is None:
+                market = MarketGenerator(market_config or MarketConfig(seed=seed))
+            source = SeededSource(market, ints_as_strings=ints_as_strings)
+        elif market is not None or market_config is not None:
+            raise ValueError("give either a source or a seeded market (market, market_config), not both")
+        self.source: MarketSource = source
         self.faults = Faults()
         self.host, self._requested_port = host, port
         self.rate = rate
@@ -218,6 +224,14 @@ class BackpackServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.faults.set_listener(self._faults_changed)
 
+    @property
+    def market(self) -> MarketGenerator:
+        """The seeded generator (tests read its books and sequences); a recording-driven server has none."""
+        market = getattr(self.source, "market", None)
+        if not isinstance(market, MarketGenerator):
+            raise AttributeError(f"this server is driven by {self.source.label}, not by a seeded market")
+        return market
+
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def rest_url(self) -> str:
@@ -235,33 +249,19 @@ class BackpackServer:
         self._loop = asyncio.get_running_loop()
         app = web.Application(middlewares=[self._rest_middleware])
         r = app.router
-        for path, handler in (
-            ("markets", self._markets),
-            ("market", self._market),
-            ("assets", self._assets),
-            ("securities", self._securities),
-            ("depth", self._depth),
-            ("trades", self._trades),
-            ("klines", self._klines),
-            ("ticker", self._ticker_one),
-            ("tickers", self._tickers),
-            ("markPrices", self._mark_prices),
-            ("openInterest", self._open_interest),
-            ("fundingRates", self._funding_rates),
-            ("time", self._time),
-            ("status", self._status),
-            ("ping", self._ping),
-        ):
+        for path, handler in (("time", self._time), ("status", self._status), ("ping", self._ping)):
             r.add_get(f"/api/v1/{path}", handler)
+        r.add_get("/api/v1/{name}", self._rest)  # everything else is the source's
         r.add_get("/{tail:.*}", self._ws_or_404)  # WS upgrade on "/" or any other path (ccxt, websockets)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._requested_port)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        self.source.bind(self)
         if self.rate > 0:
             self._ticker = asyncio.create_task(self._tick_loop(), name="backpack-loopback-ticker")
-        log.info("loopback Backpack server on %s (seed %s)", self.rest_url, self.market.config.seed)
+        log.info("loopback Backpack server on %s (%s)", self.rest_url, self.source.label)
         return self
 
     async def stop(self) -> None:
@@ -270,6 +270,7 @@ class BackpackServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        await self.source.close()
         open_conns = [c for c in self.connections.values() if c.open]
         if open_conns:
             await asyncio.gather(
@@ -290,7 +291,7 @@ class BackpackServer:
         """Advance the market ``n`` steps and queue every resulting frame to its subscribers."""
         out: list[Emission] = []
         for _ in range(n):
-            emissions = self.market.step()
+            emissions = self.source.step()
             self._dispatch(emissions)
             out.extend(emissions)
         return out
@@ -365,15 +366,35 @@ class BackpackServer:
                 continue
             copies = 1
             if em.data.get("e") == "depth" and em.stream == f"depth.{em.symbol}":
-                seq = em.data.get("u")
-                if self.faults.take_skip_depth(em.symbol, seq):
+                copies = self._depth_copies(em.symbol, em.data.get("u"))
+                if not copies:
                     continue
-                if self.faults.take_duplicate_depth(em.symbol, seq):
-                    copies = 2
             text = encode_frame(em.stream, em.data, self.ints_as_strings)
             for conn in subscribers:
                 for _ in range(copies):
                     self._enqueue(conn, "text", text)
+
+    def _depth_copies(self, symbol: str | None, seq: Any) -> int:
+        """How many times a realtime depth frame goes out: 0 (skipped), 1 or 2 (duplicated) by the faults."""
+        if self.faults.take_skip_depth(symbol, seq):
+            return 0
+        return 2 if self.faults.take_duplicate_depth(symbol, seq) else 1
+
+    # -- SourceHost: what a per-connection source (a recording) uses -----------------------------------
+    def deliver(self, conn: Connection, stream: str, text: str, depth: tuple[str, int] | None = None) -> None:
+        """Queue one frame to one connection; realtime depth frames meet the depth faults as broadcasts do."""
+        copies = 1
+        if depth is not None and stream == f"depth.{depth[0]}":
+            copies = self._depth_copies(*depth)
+        for _ in range(copies):
+            self._enqueue(conn, "text", text)
+
+    async def drain(self, conn: Connection) -> None:
+        if conn.open:
+            await conn.queue.join()
+
+    async def end(self, conn: Connection, code: int, reason: str) -> None:
+        await self._close(conn, code, reason)
 
     def _enqueue(self, conn: Connection, kind: str, payload: str) -> None:
         if not conn.open:
@@ -395,7 +416,7 @@ class BackpackServer:
                     await conn.ws.send_str(payload)
                 elif kind == "ping":
                     await conn.ws.ping()
-                conn.sent.append(SentFrame(kind, payload, self.market.steps))
+                conn.sent.append(SentFrame(kind, payload, self.source.steps))
             except (ConnectionError, RuntimeError) as exc:
                 log.debug("connection %s: send failed (%s)", conn.id, type(exc).__name__)
                 conn.open = False
@@ -426,7 +447,7 @@ class BackpackServer:
             return
         conn.open = False
         conn.close_code = code
-        conn.sent.append(SentFrame("close", f"{code} {message}".strip(), self.market.steps))
+        conn.sent.append(SentFrame("close", f"{code} {message}".strip(), self.source.steps))
         for task in conn.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
@@ -499,6 +520,7 @@ class BackpackServer:
             conn.open = False
             for task in conn.tasks:
                 task.cancel()
+            self.source.disconnected(conn)
         return ws
 
     def _on_text(self, conn: Connection, text: str) -> None:
@@ -521,8 +543,11 @@ class BackpackServer:
         public = [s for s in params if s not in private]
         if method == "UNSUBSCRIBE":
             conn.subscriptions.difference_update(params)
+            self.source.unsubscribed(conn, params)
             return
         conn.subscriptions.update(public)
+        if public:
+            self._send_now(conn, self.source.subscribed(conn, public))
         if not private:
             return
         refusal = self._authorize(msg.get("signature"))
@@ -530,11 +555,11 @@ class BackpackServer:
             self._enqueue(conn, "text", error_frame(AUTH_ERROR, refusal))
             return
         conn.subscriptions.update(private)
-        for stream in private:
-            head, _, symbol = stream.partition(".positionUpdate")
-            if head == "account":
-                for data in self.market.positions_snapshot(symbol.lstrip(".") or None):
-                    self._enqueue(conn, "text", encode_frame(stream, data, self.ints_as_strings))
+        self._send_now(conn, self.source.subscribed(conn, private))
+
+    def _send_now(self, conn: Connection, emissions: list[Emission]) -> None:
+        for em in emissions:
+            self._enqueue(conn, "text", encode_frame(em.stream, em.data, self.ints_as_strings))
 
     def _authorize(self, signature: object) -> str | None:
         """None when the private subscribe may proceed, else the refusal reason (never echoes the key)."""
@@ -577,118 +602,25 @@ class BackpackServer:
         else:
             try:
                 resp = await handler(request)
-            except _ParseFailure as exc:
+            except RestParseFailure as exc:
                 resp = web.Response(status=400, text=f"Failed to deserialize query string: {exc}")
-            except _ClientError as exc:
+            except RestClientError as exc:
                 resp = _json({"code": "INVALID_CLIENT_REQUEST", "message": str(exc)}, 400)
+            except RestNotFound as exc:
+                resp = web.Response(status=404, text=str(exc))
             except web.HTTPException as exc:
                 resp = web.Response(status=exc.status, text=exc.reason)
         self.rest_log.append((request.method, request.path_qs, resp.status))
         return resp
 
-    def _symbol(self, request: web.Request, required: bool = True) -> str | None:
-        symbol = request.query.get("symbol")
-        if symbol is None:
-            if required:
-                raise _ParseFailure("missing field `symbol`")
-            return None
-        if not self.market.has_symbol(symbol):
-            raise _ClientError("Market not found")
-        return symbol
-
-    def _stringify(self, rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
-        if not self.ints_as_strings:
-            return rows
-        return [
-            {k: str(v) if k in keys and isinstance(v, int) else v for k, v in row.items()} for row in rows
-        ]
-
-    async def _markets(self, request: web.Request) -> web.Response:
-        wanted = request.query.getall("marketType", [])
-        for t in wanted:
-            if t not in MARKET_TYPES:
-                expected = ", ".join(f"`{m}`" for m in MARKET_TYPES)
-                raise _ParseFailure(f"marketType: unknown variant `{t}`, expected one of {expected}")
-        types = set(wanted) or {"SPOT", "PERP"}
-        return _json([s.market_entry() for s in self.market.specs if s.market_type in types])
-
-    async def _market(self, request: web.Request) -> web.Response:
-        symbol = self._symbol(request)
-        assert symbol is not None
-        return _json(self.market.spec(symbol).market_entry())
-
-    async def _assets(self, request: web.Request) -> web.Response:
-        return _json(self.market.assets())
-
-    async def _securities(self, request: web.Request) -> web.Response:
-        return _json(self.market.securities())
-
-    async def _depth(self, request: web.Request) -> web.Response:
-        status = self.faults.take_snapshot_failure()
-        if status is not None:
-            return web.Response(status=status, text="Service Unavailable")
-        symbol = self._symbol(request)
-        limit = _int(request, "limit", 1000)
-        if limit not in DEPTH_LIMITS:
-            raise _ClientError("Invalid limit")
-        assert symbol is not None
-        return _json(self.market.depth_snapshot(symbol, limit))
-
-    async def _trades(self, request: web.Request) -> web.Response:
-        symbol = self._symbol(request)
-        limit = _int(request, "limit", 100)
-        if not 1 <= limit <= 1000:
-            raise _ClientError("Limit must be between 1 and 1000")
-        assert symbol is not None
-        return _json(self._stringify(self.market.recent_trades(symbol, limit), ("id", "timestamp")))
-
-    async def _klines(self, request: web.Request) -> web.Response:
-        symbol_text = request.query.get("symbol")
-        if symbol_text is None:
-            raise _ParseFailure("missing field `symbol`")
-        interval = request.query.get("interval")
-        if interval is None:
-            raise _ParseFailure("missing field `interval`")
-        if interval not in INTERVALS:
-            raise _ParseFailure(f"interval: unknown variant `{interval}`")
-        if "startTime" not in request.query:
-            raise _ParseFailure("missing field `startTime`")
-        start = _int(request, "startTime", 0)
-        end = _int(request, "endTime", None) if "endTime" in request.query else None
-        symbol = self._symbol(request)
-        assert symbol is not None
-        return _json(self.market.klines(symbol, interval, start, end))
-
-    async def _ticker_one(self, request: web.Request) -> web.Response:
-        interval = request.query.get("interval", "1d")
-        if interval not in ("1d", "1w"):
-            raise _ParseFailure(f"interval: unknown variant `{interval}`, expected `1d` or `1w`")
-        symbol = self._symbol(request)
-        assert symbol is not None
-        data = self.market.ticker(symbol)
-        if data is None:
-            return web.Response(status=204)
-        return _json(data)
-
-    async def _tickers(self, request: web.Request) -> web.Response:
-        rows = [t for t in (self.market.ticker(s) for s in self.market.symbols) if t is not None]
-        return _json(rows)
-
-    async def _mark_prices(self, request: web.Request) -> web.Response:
-        symbol = self._symbol(request, required=False)
-        return _json(self._stringify(self.market.mark_prices(symbol), ("nextFundingTimestamp",)))
-
-    async def _open_interest(self, request: web.Request) -> web.Response:
-        symbol = self._symbol(request, required=False)
-        return _json(self._stringify(self.market.open_interest(symbol), ("timestamp",)))
-
-    async def _funding_rates(self, request: web.Request) -> web.Response:
-        symbol = self._symbol(request)
-        limit = _int(request, "limit", 100)
-        if not 1 <= limit <= 10000:
-            raise _ClientError("Invalid limit")
-        assert symbol is not None
-        return _json(self.market.funding_rates(symbol, limit))
+    async def _rest(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "depth":
+            status = self.faults.take_snapshot_failure()
+            if status is not None:
+                return web.Response(status=status, text="Service Unavailable")
+        answer = self.source.rest(RestRequest(name, request.query, request.path_qs))
+        return _response(answer)
 
     async def _time(self, request: web.Request) -> web.Response:
         return web.Response(text=str(self.clock_ms()), content_type="text/plain")
@@ -705,16 +637,16 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
-def _int(request: web.Request, name: str, default: int | None) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise _ParseFailure(f"missing field `{name}`")
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise _ParseFailure(f"{name}: invalid digit found in string") from None
+def _response(answer: RestAnswer) -> web.Response:
+    headers = dict(answer.headers)
+    if answer.body is None:
+        return web.Response(status=answer.status, headers=headers)
+    if isinstance(answer.body, str):
+        ctype = answer.content_type or "text/plain"
+        return web.Response(status=answer.status, text=answer.body, content_type=ctype, headers=headers)
+    if answer.content_type is not None:
+        headers["Content-Type"] = answer.content_type
+    return web.Response(status=answer.status, body=answer.body, headers=headers)
 
 
 # -- CLI --------------------------------------------------------------------------------------------
@@ -732,10 +664,12 @@ async def serve(
     compress: bool = True,
     ready: Callable[[BackpackServer], None] | None = None,
     stop: asyncio.Event | None = None,
+    source: MarketSource | None = None,
 ) -> None:
-    """Run the loopback server until ``stop`` is set or the task is cancelled."""
+    """Run the loopback server until ``stop`` is set or the task is cancelled (``source``: a recording)."""
     server = BackpackServer(
         seed=seed,
+        source=source,
         host=host,
         port=port,
         rate=rate,
@@ -766,7 +700,70 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument("--ints-as-strings", action="store_true", help="send E/T/U/u/t as JSON strings")
     parser.add_argument("--no-compress", action="store_true", help="refuse permessage-deflate")
+    parser.add_argument(
+        "--recording", metavar="RECORDING",
+        help="serve a recording (.jsonl, .jsonl.zst) instead of the seeded market (docs/serve-recording.md)",
+    )
+    parser.add_argument(
+        "--speed", type=_speed, default=argparse.SUPPRESS, metavar="X",
+        help="with --recording: recorded time x X (default 1; 0 or max: as fast as each client reads)",
+    )
+    parser.add_argument(
+        "--loop", action="store_true", default=argparse.SUPPRESS,
+        help="with --recording: start the recording again at its end instead of closing the connection",
+    )
     return parser
+
+
+def _speed(text: str) -> float | None:
+    """A pace factor; None means as fast as possible."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'max' {got(text)}") from None
+    if math.isnan(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0 or 'max' {got(text)}")
+    return None if value == 0 or math.isinf(value) else value
+
+
+def _recording_source(args: argparse.Namespace) -> tuple[MarketSource | None, int | None]:
+    """The source ``serve`` runs on, or an exit code after a one-line error on stderr."""
+    from harness.cli import EXIT_DATAERR, EXIT_USAGE
+    from harness.cli._recordings import exit_code
+
+    recording = getattr(args, "recording", None)
+    given = [flag for flag in ("--speed", "--loop") if hasattr(args, flag[2:])]
+    if recording is None:
+        if given:
+            print(f"error: {' and '.join(given)} apply to --recording only", file=sys.stderr)
+            return None, EXIT_USAGE
+        return None, None
+    seeded = [flag for flag, value, default in (("--seed", args.seed, 0), ("--rate", args.rate, DEFAULT_RATE),
+                                                ("--ints-as-strings", args.ints_as_strings, False))
+              if value != default]
+    if seeded:
+        print(f"error: {', '.join(seeded)} drive the seeded market and do not apply to --recording",
+              file=sys.stderr)
+        return None, EXIT_USAGE
+    from harness.loopback.recorded import RecordingSource
+    from harness.recording.reader import RecordingError
+
+    try:
+        source = RecordingSource.open(recording, speed=getattr(args, "speed", 1.0),
+                                      loop=getattr(args, "loop", False))
+    except RecordingError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return None, exit_code(exc)
+    session = source.session
+    if not session.frames and not session.rest:
+        print(f"error: {session.path.name}: nothing to serve: no WebSocket data frames and no REST answers",
+              file=sys.stderr)
+        return None, EXIT_DATAERR
+    if session.damage is not None:
+        print(f"warning: {session.damage.message}; serving the events before it", file=sys.stderr)
+    return source, None
 
 
 def main_serve(args: argparse.Namespace | Sequence[str] | None = None) -> int:
@@ -774,11 +771,22 @@ def main_serve(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if not isinstance(args, argparse.Namespace):
         parser = add_serve_arguments(argparse.ArgumentParser(prog="backpack-harness serve"))
         args = parser.parse_args(list(args) if args is not None else None)
+    source, failed = _recording_source(args)
+    if failed is not None:
+        return failed
 
     def ready(server: BackpackServer) -> None:
         print(f"REST  {server.rest_url}/api/v1/...", flush=True)
         print(f"WS    {server.ws_url}", flush=True)
-        print(f"seed  {server.market.config.seed}; test account API key {TEST_ACCOUNT_API_KEY}", flush=True)
+        recorded = getattr(server.source, "session", None)
+        if recorded is None:
+            seed = server.market.config.seed
+            print(f"seed  {seed}; test account API key {TEST_ACCOUNT_API_KEY}", flush=True)
+            return
+        speed = getattr(server.source, "speed", None)
+        pace = "as fast as clients read" if speed is None else f"speed {speed:g}x"
+        print(f"replay {recorded.path.name}: {recorded.describe()}; {pace}; test account API key "
+              f"{TEST_ACCOUNT_API_KEY}", flush=True)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -790,7 +798,8 @@ def main_serve(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             seed=args.seed,
-            rate=args.rate,
+            rate=0 if source is not None else args.rate,
+            source=source,
             ping_interval=args.ping_interval,
             pong_timeout=args.pong_timeout,
             ints_as_strings=args.ints_as_strings,
