@@ -39,7 +39,9 @@ LOG = logging.getLogger("harness.replay")
 
 PRIVATE_CHANNELS = frozenset(compat.PRIVATE_CHANNELS)
 REPLAY_SEED = 0
-"""The feed's random source (backoff jitter) is seeded, so two replays of one recording are identical."""
+"""The feed's random source (backoff jitter) is seeded, so two replays of one recording are identical: with
+the seed the recorder used (header ``meta.rng_seed``) when it is known, so the replayed feed waits the
+durations the live one waited, else with this one."""
 
 
 class ReplaySetupError(ValueError):
@@ -65,6 +67,7 @@ class FeedSpec:
     candle_interval: str
     depth_speed: str | None
     private: bool
+    rng_seed: int = REPLAY_SEED
 
 
 def feed_spec(header: Header, events: Sequence[Any]) -> FeedSpec:
@@ -77,9 +80,14 @@ def feed_spec(header: Header, events: Sequence[Any]) -> FeedSpec:
     if unknown:
         raise ReplaySetupError(f"the recording's header has channels this feed does not know: {', '.join(unknown)} "
                                f"(known: {', '.join(CHANNELS)})")
-    rfq = [s for s in symbols if s.endswith("-RFQ")]
-    other = [s for s in symbols if not s.endswith("-RFQ")]
-    subscription = {c: list((rfq if c == compat.RFQ else other) or symbols) for c in channels}
+    recorded = header.meta.get("subscription") if isinstance(header.meta, dict) else None
+    if _is_subscription(recorded, channels):
+        # written by the record path: exactly what the live feed subscribed (channels may differ in symbols)
+        subscription = {c: list(recorded[c]) for c in channels}
+    else:
+        rfq = [s for s in symbols if s.endswith("-RFQ")]
+        other = [s for s in symbols if not s.endswith("-RFQ")]
+        subscription = {c: list((rfq if c == compat.RFQ else other) or symbols) for c in channels}
     interval, speed = "1m", None
     rest_url, ws_url = header.rest_url, header.ws_url
     for event in events:
@@ -90,7 +98,14 @@ def feed_spec(header: Header, events: Sequence[Any]) -> FeedSpec:
         elif rest_url is None and isinstance(event, HttpRequestEvent):
             parts = urlsplit(event.url)
             rest_url = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
-    return FeedSpec(subscription, rest_url, ws_url, interval, speed, bool(PRIVATE_CHANNELS & set(channels)))
+    seed = header.meta.get("rng_seed") if isinstance(header.meta, dict) else None
+    return FeedSpec(subscription, rest_url, ws_url, interval, speed, bool(PRIVATE_CHANNELS & set(channels)),
+                    seed if type(seed) is int else REPLAY_SEED)
+
+
+def _is_subscription(value: Any, channels: Sequence[str]) -> bool:
+    return (isinstance(value, dict) and set(value) == set(channels)
+            and all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()))
 
 
 def _stream_options(text: str, interval: str, speed: str | None) -> tuple[str, str | None]:
@@ -131,12 +146,13 @@ def build_feed(spec: FeedSpec, transport: ReplayTransport, on_output: Callable[[
         section["private_key"], section["api_key"] = keys
     return BackpackFeed(
         transport=transport, protocol_callback=on_output, subscription=spec.subscription,
-        candle_interval=spec.candle_interval, backpack_config=section, rng=random.Random(REPLAY_SEED),
+        candle_interval=spec.candle_interval, backpack_config=section, rng=random.Random(spec.rng_seed),
         config={"log": {"disabled": True}},
     )
 
 
-async def _run_feed(feed: BackpackFeed, stop: asyncio.Event) -> None:
+async def run_feed(feed: BackpackFeed, stop: asyncio.Event) -> None:
+    """Run a feed under its own lifecycle until ``stop`` (no FeedHandler), on either cryptofeed line."""
     if compat.CRYPTOFEED_MAJOR >= 3:
         await feed.run(stop)
         return
@@ -193,7 +209,7 @@ async def replay_stream(
     feed = build_feed(spec, transport, on_output, keys)
     normalizer = Normalizer.for_router(feed.router, depth=depth)
     stopper = asyncio.Event()
-    task = asyncio.ensure_future(_run_feed(feed, stopper))
+    task = asyncio.ensure_future(run_feed(feed, stopper))
     try:
         await transport.play(stopper, task)
     finally:
@@ -224,5 +240,5 @@ def replay_normalized(
 
 __all__ = [
     "FeedSpec", "ReplayResult", "ReplaySetupError", "build_feed", "feed_spec", "replay_normalized",
-    "replay_stream", "throwaway_keys",
+    "replay_stream", "run_feed", "throwaway_keys",
 ]

@@ -3,8 +3,12 @@ holds no secret of the keys it was recorded with."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -134,3 +138,25 @@ def test_sidecar_endpoints_were_loopback() -> None:
         header = read_recording(path).header
         for url in (header.rest_url, header.ws_url):
             assert urlsplit(url).hostname == "127.0.0.1"
+
+
+def _replay_in_subprocess(path: Path, hashseed: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONHASHSEED": hashseed}
+    return subprocess.Popen([sys.executable, "-m", "harness", "replay", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
+def test_replay_twice_in_fresh_processes_gives_the_sidecar_hash(path: Path) -> None:
+    """Two replays with different PYTHONHASHSEED print byte-identical output, equal to what the live feed
+    delivered while recording (the sidecar's hash), on whichever cryptofeed line runs the suite."""
+    procs = [_replay_in_subprocess(path, seed) for seed in ("1", "2")]  # in parallel: one per core
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-500:]
+        outputs.append(out)
+    assert outputs[0] == outputs[1]
+    expected = load_sidecar(path)["expected"]
+    assert hashlib.sha256(outputs[0]).hexdigest() == expected["normalized_sha256"]
+    assert outputs[0].count(b"\n") == expected["lines"]

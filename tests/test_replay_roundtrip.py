@@ -21,7 +21,7 @@ from harness.recording.format import Header, WsOpen, WsRecv
 from harness.recording.reader import read_recording
 from harness.recording.redaction import config_secrets
 from harness.recording.writer import RecordingWriter
-from harness.replay import _run_feed, replay_stream
+from harness.replay import replay_stream, run_feed
 from harness.transports.recording import RecordingTransport
 
 from .feed_helpers import PRIVATE, PUBLIC, backpack_section, drive, until
@@ -52,7 +52,7 @@ async def record_session(path: Path, *, seed: int = 7, steps: tuple[int, int] = 
                             backpack_config=section, config={"log": {"disabled": True}})
         box["normalizer"] = Normalizer.for_router(feed.router)
         stop = asyncio.Event()
-        task = asyncio.ensure_future(_run_feed(feed, stop))
+        task = asyncio.ensure_future(run_feed(feed, stop))
         try:
             await server.wait_subscribed("depth.SOL_USDC")
             await server.wait_subscribed("account.orderUpdate.SOL_USDC")

@@ -9,6 +9,8 @@ happen, so a replay of the file can be checked against what the live feed delive
 from __future__ import annotations
 
 import asyncio
+import random
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,7 +91,10 @@ async def record_session(
     if duration_s is None and max_frames is None and stop is None:
         raise ValueError("give a duration, a frame count or a stop event: a recording must end")
     progress = progress if progress is not None else Progress()
-    header = header_for(config.rest_url, config.ws_url, subscription, meta)
+    # The feed's random source (backoff jitter) is seeded and the seed recorded, so a replay waits the same
+    # virtual durations the live feed waited and its retries fall where they fell.
+    rng_seed = secrets.randbits(63)
+    header = header_for(config.rest_url, config.ws_url, subscription, {"rng_seed": rng_seed, **(meta or {})})
     kwargs: dict[str, Any] = {} if block_events is None else {"block_events": block_events}
     writer = RecordingWriter(out, header, secrets=config_secrets(config), **kwargs)
     live = LiveTransport(rest_proxy=config.rest_proxy, ws_proxy=config.ws_proxy,
@@ -105,7 +110,8 @@ async def record_session(
             on_output(output)
 
     feed = BackpackFeed(subscription=dict(subscription), transport=transport, protocol_callback=collect,
-                        backpack_config=config, candle_interval=candle_interval, config={"log": {"disabled": True}})
+                        backpack_config=config, candle_interval=candle_interval, rng=random.Random(rng_seed),
+                        config={"log": {"disabled": True}})
     normalizer = Normalizer(feed.router.books, depth=depth)
     on_frame = feed._on_frame
 
