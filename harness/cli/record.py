@@ -16,10 +16,8 @@ import yaml
 
 from backpack.config import PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig, ConfigError
 from backpack.protocol.subscriptions import CHANNELS
-from harness.cli import EXIT_OK, EXIT_USAGE, CliError, Subcommand, _positive_seconds, register
+from harness.cli import EXIT_CANTCREAT, EXIT_OK, EXIT_USAGE, CliError, Subcommand, _positive_seconds, register
 from harness.cli._progress import progress
-
-EXIT_RECORD_FAILED = 74  # sysexits EX_IOERR: the recording could not be written
 
 
 def _channel(text: str) -> str:
@@ -108,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"recorded {result.events:,} events ({result.frames:,} frames) in {result.seconds:.1f} s to {args.out}",
           file=sys.stderr)
     if result.failure is not None:
-        raise CliError(EXIT_RECORD_FAILED, f"the recorder stopped early ({type(result.failure).__name__}); "
+        raise CliError(EXIT_CANTCREAT, f"the recorder stopped early ({type(result.failure).__name__}); "
                                            f"{args.out} holds what was written before")
     return EXIT_OK
 
