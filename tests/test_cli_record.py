@@ -69,3 +69,11 @@ async def test_bad_record_arguments_are_one_line_usage_errors(tmp_path: Path, ar
     code, stdout, stderr = await _cli("record", "--rest", "http://127.0.0.1:9", "--ws", "ws://127.0.0.1:9", *args)
     assert code == 64, stderr
     assert message in stderr and "Traceback" not in stderr
+
+
+async def test_an_output_that_cannot_be_created_is_one_line_and_exit_73(tmp_path: Path) -> None:
+    out = tmp_path / "no" / "such" / "dir" / "x.jsonl"
+    code, stdout, stderr = await _cli("record", "--rest", "http://127.0.0.1:9", "--ws", "ws://127.0.0.1:9",
+                                      "--symbols", "SOL-USDC", "--channels", "trades", "--duration", "1",
+                                      "--out", str(out))
+    assert code == 73 and "cannot write" in stderr and "Traceback" not in stderr and stderr.count("\n") == 1

@@ -100,6 +100,8 @@ def _run(args: argparse.Namespace) -> int:
             ))
     except ValueError as exc:  # a channel/symbol the feed refuses: the message says which
         raise CliError(EXIT_USAGE, str(exc)) from None
+    except OSError as exc:  # the file cannot be created where --out points
+        raise CliError(EXIT_CANTCREAT, f"cannot write {args.out} ({exc.strerror or type(exc).__name__})") from None
     if args.normalized is not None:
         args.normalized.parent.mkdir(parents=True, exist_ok=True)
         args.normalized.write_text("".join(line + "\n" for line in result.normalized))
