@@ -85,7 +85,11 @@ class JsonFormatter(logging.Formatter):
     def _value(self, value: Any) -> Any:
         if value is None or isinstance(value, bool | int | float):
             return value
-        return self._clean(str(value))
+        try:
+            text = str(value)
+        except Exception:  # noqa: BLE001 - an extra that cannot print itself must not lose the line
+            text = f"<unprintable {type(value).__name__}>"
+        return self._clean(text)
 
     def _exception(self, exc: BaseException) -> dict[str, Any]:
         """Type, message and frames as data (no ``Traceback`` banner: a log line is not a crash report)."""
