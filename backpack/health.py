@@ -179,6 +179,7 @@ class HealthServer:
         self.settings = settings
         self.log = log
         self.port: int | None = None
+        self.addresses: list[tuple[str, int]] = []  # what is actually bound, for the operator and the tests
         self._runner: Any = None
 
     @property
@@ -202,7 +203,8 @@ class HealthServer:
             raise
         self._runner = runner
         sockets = getattr(site._server, "sockets", None) or ()
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        self.addresses = [s.getsockname()[:2] for s in sockets]
+        self.port = self.addresses[0][1] if self.addresses else self.settings.port
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

@@ -77,7 +77,8 @@ CATALOGUE: dict[str, MetricSpec] = {s.name: s for s in (
           "Messages deliberately not delivered, by reason (duplicates, old deltas, unsubscribed, ...).",
           ("reason",)),
     _spec("backpack_errors_total", COUNTER,
-          "Failures contained by the feed, by kind (internal, snapshot, markets, callback, watch, conversion).",
+          "Failures contained by the feed, by kind: internal (a bug in the glue), markets (market list load), "
+          "watch (ccxt: a watch call raised), conversion (ccxt: an update that could not be converted).",
           ("kind",)),
     _spec("backpack_auth_failures_total", COUNTER, "Private subscriptions refused by the exchange."),
     _spec("backpack_private_channels_stopped", GAUGE,
@@ -483,3 +484,34 @@ class CounterView(Mapping[str, int]):
 
     def __repr__(self) -> str:
         return f"CounterView({dict(self)!r})"
+
+
+# --- the reference table of docs/observability.md ------------------------------------------------------
+
+TABLE_BEGIN = "<!-- metrics-table:begin (generated from backpack.metrics.CATALOGUE: python -m backpack.metrics) -->"
+TABLE_END = "<!-- metrics-table:end -->"
+
+
+def reference_table(catalogue: Mapping[str, MetricSpec] = CATALOGUE) -> str:
+    """The markdown table of every metric; ``docs/observability.md`` holds it between the markers."""
+    rows = ["| metric | type | labels | paths | meaning |", "|---|---|---|---|---|"]
+    for spec in catalogue.values():
+        labels = ", ".join(f"`{label}`" for label in ("path", *spec.labels))
+        paths = " ".join(spec.paths)
+        rows.append(f"| `{spec.name}` | {spec.kind} | {labels} | {paths} | {spec.help.replace('|', '/')} |")
+    return "\n".join([TABLE_BEGIN, *rows, TABLE_END])
+
+
+def replace_table(text: str, table: str | None = None) -> str:
+    """``text`` with the block between the markers replaced by the current table."""
+    start, end = text.index(TABLE_BEGIN), text.index(TABLE_END) + len(TABLE_END)
+    return text[:start] + (table or reference_table()) + text[end:]
+
+
+if __name__ == "__main__":  # python -m backpack.metrics [docs/observability.md]: rewrite the table in place
+    import sys
+    from pathlib import Path
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/observability.md")
+    target.write_text(replace_table(target.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"{target}: metrics table rewritten ({len(CATALOGUE)} metrics)")

@@ -8,6 +8,8 @@ Exit codes shared by all commands: 0 ok, 1 unexpected internal error, 2 invalid 
 3 clock drift beyond the window, 4 an endpoint was unreachable or answered nonsense,
 64 usage error (bad arguments; argparse's own 2 is moved so it cannot be mistaken for a key problem).
 Secrets are read from an environment variable or a file, never from argv, and never printed.
+Log records go to stderr as JSON lines (``backpack.logs``), at ``--log-level`` and above (WARNING by
+default), scrubbed of anything that looks like key material.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import NoReturn, TextIO
 
 from backpack.config import SecretSourceError, read_secret
+from backpack.logs import json_logging
 from backpack.protocol.auth import MAX_WINDOW_MS, MIN_WINDOW_MS, KeyMaterialError, Signer, decode_key
 from backpack.redaction import got, scrub
 
@@ -93,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 internal error, 2 invalid key material, 3 clock drift, "
         "4 endpoint unreachable or bad answer, 64 usage error",
     )
+    parser.add_argument(
+        "--log-level", default="WARNING", type=_log_level, metavar="LEVEL",
+        help="log records at this level and above to stderr as JSON lines, secrets scrubbed (default WARNING)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _REGISTRY.values():
         p = sub.add_parser(command.name, help=command.help, description=command.help)
@@ -111,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     try:
-        return args._run(args)
+        with json_logging(args.log_level):
+            return args._run(args)
     except CliError as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)  # built not to need it: belt and braces
         return exc.code
@@ -126,6 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- shared argument helpers -------------------------------------------------------------------
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise argparse.ArgumentTypeError(f"log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL {got(text)}")
+    return level
 
 
 def _window(text: str) -> int:
