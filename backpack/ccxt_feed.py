@@ -503,12 +503,13 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 status = "receiving"
             else:
                 status = "subscribed"
-            streams.append(StreamHealth(stream, status, last, self.activity.counts.get((stream_kind, native), 0)))
+            streams.append(StreamHealth(stream, status, last, self.activity.count_for(stream_kind, native)))
         last_by_symbol = self.activity.last_for_symbol()
         return FeedHealth(
             feed=self.id, path=self.feed_path, running=self._running, connected=connected,
             connects=obs.connects, reconnects=obs.reconnects, connected_since_us=since,
-            last_frame_us=self._last_frame_us, messages_per_second=self.frame_rate.rate(now_us),
+            last_frame_us=self._last_frame_us,
+            messages_per_second=self.frame_rate.rate(now_us, self._frames_total()),
             books=books, streams=streams,
             symbols_last_us={self.exchange_symbol_to_std_symbol(n): last_by_symbol.get(n) for n in sorted(fresh)},
             recent=self._recent(now_us, window_us),

@@ -102,7 +102,6 @@ class CcxtObserver:
         now = feed.clock.now_us()
         self.frames += 1
         feed._last_frame_us = now
-        feed.frame_rate.mark(now)
         if not isinstance(message, dict):
             self._decode.inc("undecodable")
             feed.recent.mark("errors", now)

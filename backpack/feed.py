@@ -221,7 +221,6 @@ class BackpackFeed(BackpackFeedBase):
 
     async def _on_frame(self, frame: WsFrame) -> None:
         self._last_frame_us = frame.receipt
-        self.frame_rate.mark(frame.receipt)
         try:
             await self._dispatch(self.router.receive_frame(frame.data, frame.receipt))
         except Exception as exc:  # noqa: BLE001 - a bug in the glue must cost one frame, not the feed
@@ -494,8 +493,7 @@ class BackpackFeed(BackpackFeedBase):
         for name in (session.public + session.private) if session is not None else ():
             kind, native, _ = parse_stream(name)
             last = self.activity.last_for(kind, native)
-            count = (self.activity.counts.get((kind, native), 0) if native is not None
-                     else sum(n for (k, _s), n in self.activity.counts.items() if k == kind))
+            count = self.activity.count_for(kind, native)
             if not connected:
                 status = "disconnected"
             elif is_private(name) and private_stopped:
@@ -510,7 +508,8 @@ class BackpackFeed(BackpackFeedBase):
         return FeedHealth(
             feed=self.id, path=self.feed_path, running=self._running, connected=connected,
             connects=self._total("connects"), reconnects=self._total("reconnects"), connected_since_us=since,
-            last_frame_us=self._last_frame_us, messages_per_second=self.frame_rate.rate(now_us),
+            last_frame_us=self._last_frame_us,
+            messages_per_second=self.frame_rate.rate(now_us, self._frames_total()),
             books=books, streams=streams,
             symbols_last_us={self._std(s): last_by_symbol.get(s) for s in sorted(symbols)},
             private_stopped=private_stopped,

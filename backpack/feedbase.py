@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from typing import Any
 
 from . import __version__, compat
@@ -80,6 +81,13 @@ class BackpackFeedBase(compat.Feed):
         self._connected_since: int | None = None
         self._last_frame_us: int | None = None
         self._callback_latency = self.registry.histogram("backpack_callback_latency_seconds")
+        self._latency_by_channel: dict[str, Any] = {}
+        # Callback latency: live, the cheap monotonic counter; on any other clock (a replay) that clock,
+        # so a replayed run reports the same latencies every time.
+        if type(self.clock) is WallClock:
+            self._timer_ns = time.perf_counter_ns
+        else:
+            self._timer_ns = lambda: self.clock.now_us() * 1000
         self._errors = self.registry.counter("backpack_errors_total")
         self.registry.add_collector(self._collect_base)
         private = [c for c in self.subscription if c in _PRIVATE_SUBSCRIPTIONS]
@@ -115,15 +123,17 @@ class BackpackFeedBase(compat.Feed):
         callbacks = self.callbacks.get(data_type)
         if not callbacks:
             return
-        latency = self._callback_latency.labels(data_type)
-        now = self.clock.now_us
+        latency = self._latency_by_channel.get(data_type)
+        if latency is None:
+            latency = self._latency_by_channel[data_type] = self._callback_latency.labels(data_type)
+        timer = self._timer_ns
         for cb in callbacks:
-            started = now()
+            started = timer()
             try:
                 await cb(obj, receipt_timestamp)
             except Exception as exc:  # noqa: BLE001 - whatever a consumer raises is the consumer's
                 self._callback_failed(data_type, cb, exc)
-            latency.observe((now() - started) / 1_000_000)
+            latency.observe((timer() - started) / 1e9)
 
     def _callback_failed(self, data_type: str, cb: Any, exc: Exception) -> None:
         name = callback_name(cb)
@@ -163,7 +173,7 @@ class BackpackFeedBase(compat.Feed):
         for name, count in self.callback_errors.items():
             yield "backpack_callback_errors_total", {"callback": name}, count
         yield "backpack_ws_frames_total", {}, self._frames_total()
-        yield "backpack_ws_messages_per_second", {}, self.frame_rate.rate(now)
+        yield "backpack_ws_messages_per_second", {}, self.frame_rate.rate(now, self._frames_total())
         for (kind, native), count in self.activity.counts.items():
             yield "backpack_ws_messages_total", {"stream": kind, "symbol": self._std_or_blank(native)}, count
         for native, last in self.activity.last_for_symbol().items():

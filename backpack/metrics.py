@@ -67,7 +67,8 @@ CATALOGUE: dict[str, MetricSpec] = {s.name: s for s in (
     _spec("backpack_ws_messages_total", COUNTER,
           "Stream messages by stream kind and symbol (native: those the protocol core delivered after "
           "validation and de-duplication; ccxt: those ccxt handled).", ("stream", "symbol")),
-    _spec("backpack_ws_messages_per_second", GAUGE, "Frames per second over the last 10 whole seconds."),
+    _spec("backpack_ws_messages_per_second", GAUGE,
+          "Frames per second since the reading about 10 s before this one (scrapes and health checks read it)."),
     _spec("backpack_last_message_age_seconds", GAUGE, "Seconds since the last stream message for the symbol.",
           ("symbol",)),
     _spec("backpack_decode_errors_total", COUNTER,
@@ -120,12 +121,16 @@ class UnknownMetric(ValueError):
     """A name or label set the catalogue does not declare: a bug in the caller, reported at once."""
 
 
-@dataclass
 class HistogramValue:
-    buckets: tuple[float, ...]
-    counts: list[int]  # per bucket, not cumulative; one more for +Inf
-    sum: float = 0.0
-    count: int = 0
+    """One label combination of a histogram: per-bucket counts (not cumulative; one more for +Inf)."""
+
+    __slots__ = ("buckets", "counts", "sum", "count")
+
+    def __init__(self, buckets: tuple[float, ...], counts: list[int] | None = None) -> None:
+        self.buckets = buckets
+        self.counts = counts if counts is not None else [0] * (len(buckets) + 1)
+        self.sum = 0.0
+        self.count = 0
 
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.buckets, value)] += 1
@@ -179,6 +184,9 @@ class _Instrument:
             self.children[()] = _Child()  # a label-less series exists (at 0) from the start
 
     def labels(self, *values: Any) -> Any:
+        child = self.children.get(values)  # label values are nearly always str already: one lookup
+        if child is not None:
+            return child
         key = tuple(str(v) for v in values)
         child = self.children.get(key)
         if child is None:
@@ -209,7 +217,7 @@ class Histogram(_Instrument):
     __slots__ = ()
 
     def _new(self) -> HistogramValue:
-        return HistogramValue(self.spec.buckets, [0] * (len(self.spec.buckets) + 1))
+        return HistogramValue(self.spec.buckets)
 
     def observe(self, *values: Any, value: float) -> None:
         self.labels(*values).observe(value)
@@ -371,34 +379,29 @@ def render_prometheus(registry: Registry) -> tuple[bytes, str]:
 
 
 class RateMeter:
-    """Events per second over the last ``window_s`` whole seconds, from the events' own µs timestamps.
+    """Events per second over roughly the last ``window_s`` seconds, from a running total read now and then.
 
-    ``mark`` costs a division and a compare; the rate is worked out only when read. Timestamps come
-    from the transport clock, so a replay reports the rate of the recording, not of the replay.
+    Nothing happens per event: each read (a scrape, a health request) records ``(now, total)`` and the
+    rate is the growth since the oldest reading within the window (or the newest before it), so the
+    per-frame path pays nothing. Times come from the feed's clock, so a replay reports its own rate.
     """
 
-    __slots__ = ("window_s", "_second", "_count", "_history")
+    __slots__ = ("window_us", "_readings")
 
-    def __init__(self, window_s: int = 10) -> None:
-        self.window_s = window_s
-        self._second = -1
-        self._count = 0
-        self._history: deque[tuple[int, int]] = deque(maxlen=window_s + 1)
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_us = int(window_s * 1_000_000)
+        self._readings: deque[tuple[int, int]] = deque()
 
-    def mark(self, ts_us: int) -> None:
-        second = ts_us // 1_000_000
-        if second != self._second:
-            if self._count:
-                self._history.append((self._second, self._count))
-            self._second, self._count = second, 0
-        self._count += 1
-
-    def rate(self, now_us: int) -> float:
-        now_s = now_us // 1_000_000
-        start = now_s - self.window_s
-        rows = [*self._history, (self._second, self._count)]
-        total = sum(n for s, n in rows if start <= s < now_s)
-        return total / self.window_s
+    def rate(self, now_us: int, total: int) -> float:
+        readings = self._readings
+        if not readings or now_us > readings[-1][0]:
+            readings.append((now_us, total))
+        while len(readings) > 2 and readings[1][0] <= now_us - self.window_us:
+            readings.popleft()
+        then, before = readings[0]
+        if now_us <= then:
+            return 0.0
+        return max(0, total - before) * 1_000_000 / (now_us - then)
 
 
 class RecentEvents:
@@ -426,32 +429,52 @@ class RecentEvents:
 
 
 class StreamActivity:
-    """Per (stream kind, symbol): messages seen and the receipt of the last one. Read by collectors and health."""
+    """Per (stream kind, symbol): messages seen and the receipt of the last one. Read by collectors and health.
 
-    __slots__ = ("counts", "last")
+    One dict of two-element lists, so ``seen`` (once per delivered message) costs one lookup.
+    """
+
+    __slots__ = ("_entries",)
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, str], int] = {}
-        self.last: dict[tuple[str, str], int] = {}
+        self._entries: dict[tuple[str, str], list[int]] = {}
 
     def seen(self, kind: str, symbol: str, receipt: int) -> None:
-        key = (kind, symbol)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        if receipt > self.last.get(key, -1):
-            self.last[key] = receipt
+        entry = self._entries.get((kind, symbol))
+        if entry is None:
+            self._entries[(kind, symbol)] = [1, receipt]
+            return
+        entry[0] += 1
+        if receipt > entry[1]:
+            entry[1] = receipt
+
+    @property
+    def counts(self) -> dict[tuple[str, str], int]:
+        return {key: entry[0] for key, entry in self._entries.items()}
+
+    @property
+    def last(self) -> dict[tuple[str, str], int]:
+        return {key: entry[1] for key, entry in self._entries.items()}
 
     def last_for_symbol(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for (_kind, symbol), ts in self.last.items():
+        for (_kind, symbol), (_n, ts) in self._entries.items():
             if symbol and ts > out.get(symbol, -1):
                 out[symbol] = ts
         return out
 
     def last_for(self, kind: str, symbol: str | None) -> int | None:
         if symbol is not None:
-            return self.last.get((kind, symbol))
-        times = [ts for (k, _s), ts in self.last.items() if k == kind]
+            entry = self._entries.get((kind, symbol))
+            return None if entry is None else entry[1]
+        times = [entry[1] for (k, _s), entry in self._entries.items() if k == kind]
         return max(times) if times else None
+
+    def count_for(self, kind: str, symbol: str | None) -> int:
+        if symbol is not None:
+            entry = self._entries.get((kind, symbol))
+            return 0 if entry is None else entry[0]
+        return sum(entry[0] for (k, _s), entry in self._entries.items() if k == kind)
 
 
 def age_seconds(now_us: int, then_us: int | None) -> float | None:

@@ -126,15 +126,19 @@ def test_counter_view_reads_the_registry() -> None:
         view["resyncs"] += 1  # type: ignore[index]  # read-only: the registry is the one source
 
 
-def test_rate_meter_counts_whole_seconds_of_the_events_own_clock() -> None:
+def test_rate_meter_measures_growth_between_readings_about_a_window_apart() -> None:
     meter = RateMeter(window_s=10)
-    for second in range(100, 120):
-        for i in range(second - 100):  # 0, 1, 2 ... events in successive seconds
-            meter.mark(second * 1_000_000 + i)
-    # at t=120.5 s the last 10 whole seconds are 110..119 holding 10..19 events
-    assert meter.rate(120_500_000) == sum(range(10, 20)) / 10
-    assert meter.rate(119_000_000) == sum(range(9, 19)) / 10  # the current second is not complete: not counted
-    assert meter.rate(200_000_000) == 0
+    assert meter.rate(100 * S, 0) == 0  # one reading: no rate yet
+    assert meter.rate(102 * S, 400) == 200  # 400 frames in 2 s
+    assert meter.rate(102 * S, 400) == 200  # a second read at the same instant changes nothing
+    for t in range(103, 125):  # 100 frames a second from 102 s on
+        meter.rate(t * S, 400 + (t - 102) * 100)
+    # at 124 s the baseline is the newest reading at or before 114 s: 100 frames/s since
+    assert meter.rate(124 * S, 400 + 22 * 100) == 100
+    assert meter.rate(130 * S, 400 + 22 * 100) == pytest.approx(100 * 4 / 10)  # quiet for 6 of the last 10 s
+
+
+S = 1_000_000
 
 
 @settings(max_examples=100, deadline=None)

@@ -111,6 +111,7 @@ async def test_metrics_and_health_follow_a_gap_and_a_disconnect(path: str, monke
             assert await scrape.value("backpack_ws_messages_total", stream="trade",
                                       symbol=SYM) > trades > 0
             assert await scrape.value("backpack_book_synced", symbol=SYM) == 1
+            assert (await scrape.health())[1]["connection"]["messages_per_second"] > 0
             assert await scrape.value("backpack_rest_requests_total",
                                       endpoint="/api/v1/depth", status="200") >= 1
 
