@@ -51,7 +51,8 @@ class CcxtObserver:
         self.feed = feed
         self.frames = 0
         self.connects = 0
-        self.urls: set[str] = set()
+        self.first_connects = 0  # the first connection of each exchange instance to each URL
+        self._urls: set[str] = set()
         self.auth_failures = 0
         self.rest_failures = 0
         self.open: set[int] = set()  # ids of ccxt clients whose connection is open
@@ -70,6 +71,7 @@ class CcxtObserver:
         self.gaps_since_build.clear()
         self._building.clear()
         self.open.clear()
+        self._urls = set()
         for name, wrap in (
             ("handle_message", self._wrap_message),
             ("on_connected", self._wrap_connected),
@@ -169,7 +171,10 @@ class CcxtObserver:
     def _wrap_connected(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def on_connected(client: Any, message: Any = None) -> Any:
             self.connects += 1
-            self.urls.add(str(getattr(client, "url", "")))
+            url = str(getattr(client, "url", ""))
+            if url not in self._urls:
+                self._urls.add(url)
+                self.first_connects += 1
             self.open.add(id(client))
             self.feed._connected_since = self.feed.clock.now_us()
             return original(client, message)
@@ -189,7 +194,7 @@ class CcxtObserver:
 
     @property
     def reconnects(self) -> int:
-        return max(0, self.connects - len(self.urls))
+        return self.connects - self.first_connects
 
     # --- REST --------------------------------------------------------------------------------------
 

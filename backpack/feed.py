@@ -409,6 +409,7 @@ class BackpackFeed(BackpackFeedBase):
         """Fold the counters of the previous run's session and REST client into the carried totals."""
         for key, value in self._live_totals().items():
             self._retired[key] = self._retired.get(key, 0) + value
+        self.session = self.rest = None  # counted once, even if this run fails before replacing them
 
     def _live_totals(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -161,3 +161,30 @@ def test_stream_activity_keeps_counts_and_last_receipts() -> None:
     assert a.counts[("trade", "SOL_USDC")] == 2
     assert a.last_for_symbol() == {"SOL_USDC": 9, "BTC_USDC_PERP": 3}
     assert a.last_for("liquidation", None) == 3 and a.last_for("kline", None) is None
+
+
+def test_native_totals_survive_a_restart_of_the_run() -> None:
+    """Each run builds a new session and REST client; the registry keeps counting from where it was."""
+    from types import SimpleNamespace
+
+    from backpack import compat
+    from backpack.clock import WallClock
+    from backpack.feed import BackpackFeed
+    from backpack.rest import RestClient
+    from backpack.session import SessionStats
+
+    feed = BackpackFeed(symbols=["SOL-USDC"], channels=[compat.TRADES])
+    rest = RestClient(SimpleNamespace(clock=WallClock()), "http://127.0.0.1:9")
+    rest.metrics["retries"] = 3
+    feed.session, feed.rest = SimpleNamespace(stats=SessionStats(frames=10, connects=2, reconnects=1),
+                                              session=None, public=[], private=[]), rest
+    feed._retire()  # what _run does before building the next ones
+    assert feed.session is None and feed.rest is None
+    feed.session = SimpleNamespace(stats=SessionStats(frames=5, connects=1), session=None, public=[], private=[])
+    r = feed.registry
+    assert r.value("backpack_ws_frames_total") == 15
+    assert r.value("backpack_ws_connects_total") == 3 and r.value("backpack_ws_reconnects_total") == 1
+    assert r.value("backpack_rest_retries_total") == 3
+    feed._retire()
+    feed._retire()  # a run that failed before replacing them counts nothing twice
+    assert r.value("backpack_ws_frames_total") == 15
