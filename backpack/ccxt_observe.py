@@ -115,8 +115,9 @@ class CcxtObserver:
             if is_auth_error(ErrorEvent(code, text, "")):
                 self.auth_failures += 1
                 feed.recent.mark("auth_failures", now)
-                feed.log.error("%s: private subscription rejected by the exchange: %s (code %s)", feed.id, text,
-                               code, extra=context(cause=f"auth: code {code}"))
+                feed.ratelog.log(logging.ERROR, f"auth {code}",
+                                 "%s: private subscription rejected by the exchange: %s (code %s)", feed.id, text,
+                                 code, extra=context(cause=f"auth: code {code}"))
             else:
                 self._decode.inc("exchange_error")
                 feed.recent.mark("errors", now)

@@ -348,14 +348,16 @@ class BackpackFeed(BackpackFeedBase):
         level = logging.INFO if out.reason == "reconnect" else logging.WARNING
         self.ratelog.log(level, f"resync {out.symbol} {out.reason}", "%s: %s book resync (%s; expected %s, got %s)",
                          self.id, out.symbol, out.reason, out.expected, out.got,
-                         extra=context(symbol=std, stream=f"depth.{out.symbol}", cause=out.reason))
+                         extra=context(symbol=std, stream=f"depth.{out.symbol}", cause=out.reason,
+                                       connection=self._connection_id()))
 
     async def _on_error(self, out: ev.ErrorEvent) -> None:
         now = self.clock.now_us()
         if is_auth_error(out):
             self.recent.mark("auth_failures", now)
             self.log.error("%s: private subscription rejected by the exchange: %s (code %s)", self.id, out.message,
-                           out.code, extra=context(stream=out.stream, cause=f"auth: code {out.code}"))
+                           out.code, extra=context(stream=out.stream, cause=f"auth: code {out.code}",
+                                                   connection=self._connection_id()))
             if self.session is not None:
                 self.session.private_rejected()
         else:
@@ -364,7 +366,8 @@ class BackpackFeed(BackpackFeedBase):
             self.recent.mark("errors", now)
             kind = "undecodable frame" if out.code is None else "exchange error frame"
             self.ratelog.log(logging.WARNING, f"{kind} {out.code}", "%s: %s: %s (code %s)", self.id, kind,
-                             out.message, out.code, extra=context(stream=out.stream, cause=f"{reason}: {out.code}"))
+                             out.message, out.code, extra=context(stream=out.stream, cause=f"{reason}: {out.code}",
+                                                                  connection=self._connection_id()))
 
     async def _on_trade(self, out: ev.Trade) -> None:
         await self._emit(compat.TRADES, adapters.trade(out, self._std(out.symbol)), out.receipt)
@@ -469,6 +472,10 @@ class BackpackFeed(BackpackFeedBase):
             if times is not None and sync is not None and sync.state == SYNCED:
                 yield "backpack_book_age_seconds", {"symbol": std}, (now - times[0]) / 1e6
                 yield "backpack_book_snapshot_age_seconds", {"symbol": std}, (now - times[1]) / 1e6
+
+    def _connection_id(self) -> str | None:
+        ws = self.session.session if self.session is not None else None
+        return getattr(ws, "id", None)
 
     def _connected(self) -> bool:
         return self.session is not None and self.session.session is not None and self._connected_since is not None
