@@ -179,7 +179,13 @@ class BackpackFeedBase(compat.Feed):
         for native, last in self.activity.last_for_symbol().items():
             yield "backpack_last_message_age_seconds", {"symbol": self._std_or_blank(native)}, (now - last) / 1e6
         settings = self.bp_config.health or HealthSettings()
-        status, _ = verdict(self.health_status(now, int(settings.window_seconds * 1_000_000)), settings, now)
+        try:
+            status, _ = verdict(self.health_status(now, int(settings.window_seconds * 1_000_000)), settings, now)
+        except Exception as exc:  # noqa: BLE001 - a bug in the health report must not take /metrics with it
+            self._error("internal")
+            self.ratelog.log(logging.ERROR, "health status", "%s: health status failed (%s)", self.id,
+                             type(exc).__name__, exc_info=exc, extra=context(cause=type(exc).__name__))
+            status = "down"
         yield "backpack_health_status", {}, STATUS_VALUES[status]
 
     def _frames_total(self) -> int:

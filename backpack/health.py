@@ -202,8 +202,7 @@ class HealthServer:
             await runner.cleanup()
             raise
         self._runner = runner
-        sockets = getattr(site._server, "sockets", None) or ()
-        self.addresses = [s.getsockname()[:2] for s in sockets]
+        self.addresses = [tuple(a[:2]) for a in runner.addresses]
         self.port = self.addresses[0][1] if self.addresses else self.settings.port
 
     async def stop(self) -> None:

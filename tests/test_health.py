@@ -263,3 +263,20 @@ def test_a_seed_pasted_into_the_health_section_is_never_echoed(raw: bytes, key: 
     with pytest.raises(ConfigError):
         BackpackConfig.from_dict({"health": {key: seed}})
     assert_absent(seed, config_renderings({"health": {key: seed}}))
+
+
+def test_a_broken_health_report_does_not_take_metrics_with_it(monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    from backpack.feed import BackpackFeed
+
+    feed = BackpackFeed(symbols=["SOL-USDC"], channels=[compat.TRADES])
+    assert feed.registry.value("backpack_health_status") == 2  # not running: down
+
+    def broken(now_us: int, window_us: int) -> FeedHealth:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(feed, "health_status", broken)
+    text = feed.registry.render()[0].decode()
+    assert 'backpack_health_status{path="native"} 2.0' in text and "backpack_ws_frames_total" in text
+    assert feed.registry.value("backpack_errors_total", kind="internal") == 1
+    assert "health status failed (KeyError)" in caplog.text
