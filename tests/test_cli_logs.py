@@ -32,3 +32,10 @@ def test_demo_logs_json_lines_on_stderr_at_the_level_asked(tmp_path, capsys: pyt
 def test_bad_log_level_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--log-level", "LOUD", "sign"]) == 64
     assert "log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL (got 'LOUD')" in capsys.readouterr().err
+
+
+def test_a_seed_given_as_log_level_is_not_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    seed = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="
+    assert main(["--log-level", seed, "sign"]) == 64
+    err = capsys.readouterr().err
+    assert seed not in err and "looks like key material" in err
