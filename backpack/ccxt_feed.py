@@ -339,7 +339,8 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 if sym is None:
                     self.log.error(
                         "%s: %s is not among ccxt's Backpack markets; no %s for it", self.id, native, channel,
-                        extra=context(symbol=self.exchange_symbol_to_std_symbol(native), cause="unlisted symbol"),
+                        extra=context(symbol=self.exchange_symbol_to_std_symbol(native),
+                                      cause="unlisted symbol"),
                     )
                     continue
                 self._ccxt_symbols[native] = sym
@@ -408,8 +409,8 @@ class BackpackCcxtFeed(BackpackFeedBase):
                     on_error(exc)
                 delay = self._backoff(failures)
                 level = logging.WARNING if isinstance(exc, CcxtError) else logging.ERROR
-                self.log.log(level, "%s: %s failed (%s); retrying in %.1fs", self.id, name, self._safe(exc), delay,
-                             extra=context(stream=stream, cause=type(exc).__name__))
+                self.log.log(level, "%s: %s failed (%s); retrying in %.1fs", self.id, name, self._safe(exc),
+                             delay, extra=context(stream=stream, cause=type(exc).__name__))
                 if await sleep_or_stop(self.clock, to_us(delay), stop):
                     return
                 continue
@@ -434,9 +435,9 @@ class BackpackCcxtFeed(BackpackFeedBase):
             std = self.exchange_symbol_to_std_symbol(native)
             self._resyncs.inc(std, reason)
             self.recent.mark("resyncs", self.clock.now_us())
-            self.ratelog.log(logging.INFO if reason == "reconnect" else logging.WARNING, f"resync {native} {reason}",
-                             "%s: %s book resync (%s)", self.id, native, reason,
-                             extra=context(symbol=std, stream=f"depth.{native}", cause=reason))
+            level = logging.INFO if reason == "reconnect" else logging.WARNING
+            self.ratelog.log(level, f"resync {native} {reason}", "%s: %s book resync (%s)", self.id, native,
+                             reason, extra=context(symbol=std, stream=f"depth.{native}", cause=reason))
         mirror.reset()
 
     def _internal_error(self, where: str, exc: BaseException) -> None:
@@ -485,8 +486,9 @@ class BackpackCcxtFeed(BackpackFeedBase):
             state, nonce = self._book_state(native)
             synced = state == "synced"
             books.append(BookHealth(
-                self.exchange_symbol_to_std_symbol(native), state, nonce, mirror.updated_us if synced else None,
-                mirror.snapshot_us if synced else None, obs.gaps_since_build.get(native, 0),
+                self.exchange_symbol_to_std_symbol(native), state, nonce,
+                mirror.updated_us if synced else None, mirror.snapshot_us if synced else None,
+                obs.gaps_since_build.get(native, 0),
             ))
         streams = []
         fresh: set[str] = set()
@@ -511,7 +513,9 @@ class BackpackCcxtFeed(BackpackFeedBase):
             last_frame_us=self._last_frame_us,
             messages_per_second=self.frame_rate.rate(now_us, self._frames_total()),
             books=books, streams=streams,
-            symbols_last_us={self.exchange_symbol_to_std_symbol(n): last_by_symbol.get(n) for n in sorted(fresh)},
+            symbols_last_us={
+                self.exchange_symbol_to_std_symbol(n): last_by_symbol.get(n) for n in sorted(fresh)
+            },
             recent=self._recent(now_us, window_us),
         )
 

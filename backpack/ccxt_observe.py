@@ -115,9 +115,15 @@ class CcxtObserver:
             if is_auth_error(ErrorEvent(code, text, "")):
                 self.auth_failures += 1
                 feed.recent.mark("auth_failures", now)
-                feed.ratelog.log(logging.ERROR, f"auth {code}",
-                                 "%s: private subscription rejected by the exchange: %s (code %s)", feed.id, text,
-                                 code, extra=context(cause=f"auth: code {code}"))
+                feed.ratelog.log(
+                    logging.ERROR,
+                    f"auth {code}",
+                    "%s: private subscription rejected by the exchange: %s (code %s)",
+                    feed.id,
+                    text,
+                    code,
+                    extra=context(cause=f"auth: code {code}"),
+                )
             else:
                 self._decode.inc("exchange_error")
                 feed.recent.mark("errors", now)
@@ -155,9 +161,14 @@ class CcxtObserver:
             feed.recent.mark("gaps", feed.clock.now_us())
             self.gaps_since_build[native] = self.gaps_since_build.get(native, 0) + 1
             feed.ratelog.log(
-                logging.WARNING, f"gap {native}",
+                logging.WARNING,
+                f"gap {native}",
                 "%s: sequence gap on depth.%s (expected U=%s, got %s); ccxt applies it to its book anyway "
-                "(known deviation 1)", feed.id, native, previous + 1, first,
+                "(known deviation 1)",
+                feed.id,
+                native,
+                previous + 1,
+                first,
                 extra=context(symbol=std, stream=f"depth.{native}", cause="gap"),
             )
         if previous is None or last > previous:

@@ -305,7 +305,9 @@ class HealthSettings(BaseModel):
     @classmethod
     def _check_host(cls, value: Any) -> str:
         if isinstance(value, _KeyLike):
-            raise PydanticCustomError("host", "must be a host name or IP address; {hidden}", {"hidden": HIDDEN})
+            raise PydanticCustomError(
+                "host", "must be a host name or IP address; {hidden}", {"hidden": HIDDEN}
+            )
         if not isinstance(value, str) or not _HOST.fullmatch(value.strip()):
             raise PydanticCustomError(
                 "host", "must be a host name or IP address to bind (e.g. 127.0.0.1), not a URL"

@@ -150,13 +150,13 @@ class BackpackFeed(BackpackFeedBase):
             timeout=cfg.rest_timeout, rng=self.rng, registry=self.registry,
         )
         streams = streams_for(self.subscription, interval=self.candle_interval, depth_speed=cfg.depth_speed)
-        self.log.info("%s: native path active (%s), %d streams", self.id, "sandbox" if cfg.sandbox else "production",
-                      len(streams))
+        where = "sandbox" if cfg.sandbox else "production"
+        self.log.info("%s: native path active (%s), %d streams", self.id, where, len(streams))
         self.session = WsSessionManager(
             transport, cfg.ws_url, streams, self._on_frame, on_connect=self._on_connect,
             on_disconnect=self._on_disconnect, signer=cfg.signer(), window_ms=cfg.window_ms,
             batch_size=cfg.subscribe_batch_size, private_retries=cfg.private_subscribe_retries, rng=self.rng,
-            log=ContextLogger(logging.getLogger("backpack.session"), {"feed": self.id, "path": self.feed_path}),
+            log=ContextLogger(logging.getLogger("backpack.session"), self.log.extra),
         )
         # The market list only validates the subscription and refines names (which convert by rule
         # anyway), so it loads beside the stream: a slow or failing /markets must not hold data back.
@@ -196,7 +196,7 @@ class BackpackFeed(BackpackFeedBase):
         # RFQ markets (<spot>_RFQ) are never listed by /markets: their absence says nothing.
         wanted = {s for symbols in self.subscription.values() for s in (symbols or ()) if not s.endswith("_RFQ")}
         for native in sorted(wanted - set(self.symbol_map.natives())):
-            self.log.error("%s: %s is not listed by /api/v1/markets; the exchange sends nothing for unknown symbols",
+            self.log.error("%s: %s is not listed by /api/v1/markets; the exchange sends nothing for it",
                            self.id, native, extra=context(symbol=self._std(native), cause="unlisted symbol"))
 
     async def _refresh_symbols(self, stop: asyncio.Event) -> None:
@@ -355,9 +355,10 @@ class BackpackFeed(BackpackFeedBase):
         now = self.clock.now_us()
         if is_auth_error(out):
             self.recent.mark("auth_failures", now)
-            self.log.error("%s: private subscription rejected by the exchange: %s (code %s)", self.id, out.message,
-                           out.code, extra=context(stream=out.stream, cause=f"auth: code {out.code}",
-                                                   connection=self._connection_id()))
+            self.log.error("%s: private subscription rejected by the exchange: %s (code %s)", self.id,
+                           out.message, out.code,
+                           extra=context(stream=out.stream, cause=f"auth: code {out.code}",
+                                         connection=self._connection_id()))
             if self.session is not None:
                 self.session.private_rejected()
         else:
@@ -366,8 +367,9 @@ class BackpackFeed(BackpackFeedBase):
             self.recent.mark("errors", now)
             kind = "undecodable frame" if out.code is None else "exchange error frame"
             self.ratelog.log(logging.WARNING, f"{kind} {out.code}", "%s: %s: %s (code %s)", self.id, kind,
-                             out.message, out.code, extra=context(stream=out.stream, cause=f"{reason}: {out.code}",
-                                                                  connection=self._connection_id()))
+                             out.message, out.code,
+                             extra=context(stream=out.stream, cause=f"{reason}: {out.code}",
+                                           connection=self._connection_id()))
 
     async def _on_trade(self, out: ev.Trade) -> None:
         await self._emit(compat.TRADES, adapters.trade(out, self._std(out.symbol)), out.receipt)
@@ -457,7 +459,8 @@ class BackpackFeed(BackpackFeedBase):
         }
         for reason, count in dropped.items():
             yield "backpack_dropped_total", {"reason": reason}, count
-        for key, name in (("retries", "backpack_rest_retries_total"), ("failures", "backpack_rest_failures_total"),
+        for key, name in (("retries", "backpack_rest_retries_total"),
+                          ("failures", "backpack_rest_failures_total"),
                           ("breaker_opens", "backpack_rest_circuit_opens_total"),
                           ("breaker_rejections", "backpack_rest_circuit_rejections_total")):
             yield name, {}, self._total(key)
@@ -478,7 +481,8 @@ class BackpackFeed(BackpackFeedBase):
         return getattr(ws, "id", None)
 
     def _connected(self) -> bool:
-        return self.session is not None and self.session.session is not None and self._connected_since is not None
+        session = self.session
+        return session is not None and session.session is not None and self._connected_since is not None
 
     def _book_symbols(self) -> list[str]:
         return sorted(self.subscription.get("l2_book") or ())
@@ -492,7 +496,8 @@ class BackpackFeed(BackpackFeedBase):
             synced = sync is not None and sync.state == SYNCED
             books.append(BookHealth(
                 self._std(native), sync.state if sync is not None else "idle",
-                sync.last_update_id if synced else None, times[0] if synced else None, times[1] if synced else None,
+                sync.last_update_id if synced else None,
+                times[0] if synced else None, times[1] if synced else None,
             ))
         streams = []
         private_stopped = session is not None and session.stats.private_stopped

@@ -177,10 +177,12 @@ class BackpackFeedBase(compat.Feed):
         for (kind, native), count in self.activity.counts.items():
             yield "backpack_ws_messages_total", {"stream": kind, "symbol": self._std_or_blank(native)}, count
         for native, last in self.activity.last_for_symbol().items():
-            yield "backpack_last_message_age_seconds", {"symbol": self._std_or_blank(native)}, (now - last) / 1e6
+            age = (now - last) / 1e6
+            yield "backpack_last_message_age_seconds", {"symbol": self._std_or_blank(native)}, age
         settings = self.bp_config.health or HealthSettings()
         try:
-            status, _ = verdict(self.health_status(now, int(settings.window_seconds * 1_000_000)), settings, now)
+            report = self.health_status(now, int(settings.window_seconds * 1_000_000))
+            status, _ = verdict(report, settings, now)
         except Exception as exc:  # noqa: BLE001 - a bug in the health report must not take /metrics with it
             self._error("internal")
             self.ratelog.log(logging.ERROR, "health status", "%s: health status failed (%s)", self.id,
@@ -212,7 +214,8 @@ class BackpackFeedBase(compat.Feed):
             return
         self.health_server = server
         exposed = "" if settings.host in _LOOPBACK_HOSTS else " (reachable from other hosts)"
-        self.log.info("%s: health endpoint at %s/health and %s/metrics%s", self.id, server.url, server.url, exposed)
+        self.log.info("%s: health endpoint at %s/health and %s/metrics%s", self.id, server.url, server.url,
+                      exposed)
 
     async def _stop_health(self) -> None:
         server, self.health_server = self.health_server, None
@@ -271,7 +274,8 @@ class BackpackFeedBase(compat.Feed):
                     self.restarts += 1
                     delay = equal_jitter(1.0, failures - 1, 60.0, self.rng)
                     self.log.exception("%s: %s failed unexpectedly (restart %d in %.1f s)", self.id,
-                                       type(self).__name__, failures, delay, extra=context(cause=type(exc).__name__))
+                                       type(self).__name__, failures, delay,
+                                       extra=context(cause=type(exc).__name__))
                     await self._close_resources()
                     await sleep_or_stop(self.clock, to_us(delay), stop)
         finally:

@@ -129,7 +129,9 @@ def document(h: FeedHealth, settings: HealthSettings, now_us: int) -> dict[str, 
         book = books.get(symbol)
         symbols[symbol] = {
             "last_message_age_seconds": age_seconds(now_us, h.symbols_last_us.get(symbol)),
-            "book": None if book is None else {
+            "book": None
+            if book is None
+            else {
                 "state": book.state,
                 "sequence": book.sequence,
                 "age_seconds": age_seconds(now_us, book.updated_us),
@@ -153,11 +155,17 @@ def document(h: FeedHealth, settings: HealthSettings, now_us: int) -> dict[str, 
         },
         "symbols": symbols,
         "streams": {
-            s.name: {"status": s.status, "last_message_age_seconds": age_seconds(now_us, s.last_us),
-                     "messages": s.messages}
+            s.name: {
+                "status": s.status,
+                "last_message_age_seconds": age_seconds(now_us, s.last_us),
+                "messages": s.messages,
+            }
             for s in sorted(h.streams, key=lambda s: s.name)
         },
-        "recent": {"window_seconds": settings.window_seconds, **{k: h.recent.get(k, 0) for k in RECENT_LIMITS}},
+        "recent": {
+            "window_seconds": settings.window_seconds,
+            **{k: h.recent.get(k, 0) for k in RECENT_LIMITS},
+        },
         "private_channels_stopped": h.private_stopped,
         "rest_circuit": h.circuit,
         "thresholds": settings.model_dump(exclude={"host", "port"}),
@@ -172,7 +180,7 @@ def evaluate(source: HealthSource, settings: HealthSettings) -> tuple[int, dict[
 
 
 class HealthServer:
-    """aiohttp on ``settings.host``:``settings.port`` (nowhere else); ``port`` is the bound port once started."""
+    """aiohttp on ``settings.host``:``settings.port``, nowhere else; ``port`` is the bound one."""
 
     def __init__(self, source: HealthSource, settings: HealthSettings, log: Any = LOG) -> None:
         self.source = source

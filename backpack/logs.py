@@ -102,7 +102,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time of each record (redirections and test capture work)."""
+    """Writes to whatever ``sys.stderr`` is at each record, so redirections and test capture work."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
@@ -161,7 +161,9 @@ def install_json_logging(
 
 
 @contextlib.contextmanager
-def json_logging(level: int | str = logging.INFO, stream: IO[str] | None = None, **kwargs: Any) -> Iterator[JsonLogging]:
+def json_logging(
+    level: int | str = logging.INFO, stream: IO[str] | None = None, **kwargs: Any
+) -> Iterator[JsonLogging]:
     """``install_json_logging`` for the duration of a block (the CLI uses it around each command)."""
     installed = install_json_logging(level, stream, **kwargs)
     try:
@@ -171,7 +173,7 @@ def json_logging(level: int | str = logging.INFO, stream: IO[str] | None = None,
 
 
 class ContextLogger(logging.LoggerAdapter):
-    """A logger that adds fixed context (``feed``, ``path``) to every record, merged with the call's ``extra``."""
+    """Adds fixed context (``feed``, ``path``) to every record, merged with the call's own ``extra``."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
@@ -195,7 +197,9 @@ class ScrubbingLogger(logging.LoggerAdapter):
             text = str(msg)
         extra = kwargs.pop("extra", None)
         kwargs.pop("stacklevel", None)
-        extra = {k: clean(str(v), self.secrets) if isinstance(v, str) else v for k, v in (extra or {}).items()}
+        extra = {
+            k: clean(str(v), self.secrets) if isinstance(v, str) else v for k, v in (extra or {}).items()
+        }
         self.logger.log(level, "%s", clean(text, self.secrets), extra=extra or None, **kwargs)
 
 

@@ -49,72 +49,172 @@ class MetricSpec:
     buckets: tuple[float, ...] = ()
 
 
-def _spec(name: str, kind: str, help: str, labels: tuple[str, ...] = (), paths: tuple[str, ...] = PATHS,
-          buckets: tuple[float, ...] = ()) -> MetricSpec:
+def _spec(
+    name: str,
+    kind: str,
+    help: str,
+    labels: tuple[str, ...] = (),
+    paths: tuple[str, ...] = PATHS,
+    buckets: tuple[float, ...] = (),
+) -> MetricSpec:
     return MetricSpec(name, kind, help, labels, paths, buckets)
 
 
-CATALOGUE: dict[str, MetricSpec] = {s.name: s for s in (
-    _spec("backpack_feed_info", GAUGE, "Always 1; the labels name the versions running.",
-          ("version", "cryptofeed")),
-    _spec("backpack_feed_running", GAUGE, "1 while the feed's run is active, 0 while stopped or restarting."),
-    _spec("backpack_feed_restarts_total", COUNTER, "Runs that ended on an unexpected error and were started again."),
-    _spec("backpack_health_status", GAUGE, "The /health verdict: 0 ok, 1 degraded, 2 down."),
-    _spec("backpack_ws_connected", GAUGE, "1 while a WebSocket connection to the exchange is open."),
-    _spec("backpack_ws_connects_total", COUNTER, "WebSocket connections opened."),
-    _spec("backpack_ws_reconnects_total", COUNTER, "WebSocket connections opened after the first."),
-    _spec("backpack_ws_frames_total", COUNTER, "WebSocket text frames received from the exchange."),
-    _spec("backpack_ws_messages_total", COUNTER,
-          "Stream messages by stream kind and symbol (native: those the protocol core delivered after "
-          "validation and de-duplication; ccxt: those ccxt handled).", ("stream", "symbol")),
-    _spec("backpack_ws_messages_per_second", GAUGE,
-          "Frames per second since the reading about 10 s before this one (scrapes and health checks read it)."),
-    _spec("backpack_last_message_age_seconds", GAUGE, "Seconds since the last stream message for the symbol.",
-          ("symbol",)),
-    _spec("backpack_decode_errors_total", COUNTER,
-          "Frames that carried an error instead of data: undecodable (not JSON, unknown shape) or "
-          "exchange_error (an error frame from the exchange).", ("reason",)),
-    _spec("backpack_dropped_total", COUNTER,
-          "Messages deliberately not delivered, by reason (duplicates, old deltas, unsubscribed, ...).",
-          ("reason",)),
-    _spec("backpack_errors_total", COUNTER,
-          "Failures contained by the feed, by kind: internal (a bug in the glue), markets (market list load), "
-          "watch (ccxt: a watch call raised), conversion (ccxt: an update that could not be converted).",
-          ("kind",)),
-    _spec("backpack_auth_failures_total", COUNTER, "Private subscriptions refused by the exchange."),
-    _spec("backpack_private_channels_stopped", GAUGE,
-          "1 once private channels gave up after repeated refusals (public channels keep running).",
-          paths=(NATIVE,)),
-    _spec("backpack_book_synced", GAUGE, "1 while the symbol's order book is synchronised.", ("symbol",)),
-    _spec("backpack_book_age_seconds", GAUGE, "Seconds since the symbol's order book last changed.", ("symbol",)),
-    _spec("backpack_book_snapshot_age_seconds", GAUGE,
-          "Seconds since the symbol's book was last handed to callbacks as a snapshot.", ("symbol",)),
-    _spec("backpack_book_resyncs_total", COUNTER,
-          "Order books invalidated and rebuilt, by symbol and reason (gap, reconnect, stale_snapshot, ...).",
-          ("symbol", "reason")),
-    _spec("backpack_book_gaps_total", COUNTER,
-          "Sequence gaps seen on a depth stream (native: each one resynchronises the book; ccxt: applied "
-          "silently by ccxt, known deviation 1).", ("symbol",)),
-    _spec("backpack_book_snapshots_total", COUNTER, "Depth snapshot requests by symbol and result (ok, failed).",
-          ("symbol", "result")),
-    _spec("backpack_rest_requests_total", COUNTER,
-          "REST attempts by endpoint path and HTTP status (\"error\" when no response arrived).",
-          ("endpoint", "status")),
-    _spec("backpack_rest_latency_seconds", HISTOGRAM, "REST attempt latency by endpoint path.", ("endpoint",),
-          buckets=LATENCY_BUCKETS),
-    _spec("backpack_rest_retries_total", COUNTER, "REST attempts repeated after a retryable failure.",
-          paths=(NATIVE,)),
-    _spec("backpack_rest_failures_total", COUNTER, "REST calls that failed for good (after any retries)."),
-    _spec("backpack_rest_circuit_state", GAUGE, "1 for the REST circuit breaker's current state.", ("state",),
-          paths=(NATIVE,)),
-    _spec("backpack_rest_circuit_opens_total", COUNTER, "Times the REST circuit breaker opened.", paths=(NATIVE,)),
-    _spec("backpack_rest_circuit_rejections_total", COUNTER, "REST calls refused while the circuit was open.",
-          paths=(NATIVE,)),
-    _spec("backpack_callback_latency_seconds", HISTOGRAM, "Time spent in each user callback, by channel.",
-          ("channel",), buckets=CALLBACK_BUCKETS),
-    _spec("backpack_callback_errors_total", COUNTER, "Exceptions raised by user callbacks, by callback name.",
-          ("callback",)),
-)}
+CATALOGUE: dict[str, MetricSpec] = {
+    s.name: s
+    for s in (
+        _spec(
+            "backpack_feed_info",
+            GAUGE,
+            "Always 1; the labels name the versions running.",
+            ("version", "cryptofeed"),
+        ),
+        _spec(
+            "backpack_feed_running", GAUGE, "1 while the feed's run is active, 0 while stopped or restarting."
+        ),
+        _spec(
+            "backpack_feed_restarts_total",
+            COUNTER,
+            "Runs that ended on an unexpected error and were started again.",
+        ),
+        _spec("backpack_health_status", GAUGE, "The /health verdict: 0 ok, 1 degraded, 2 down."),
+        _spec("backpack_ws_connected", GAUGE, "1 while a WebSocket connection to the exchange is open."),
+        _spec("backpack_ws_connects_total", COUNTER, "WebSocket connections opened."),
+        _spec("backpack_ws_reconnects_total", COUNTER, "WebSocket connections opened after the first."),
+        _spec("backpack_ws_frames_total", COUNTER, "WebSocket text frames received from the exchange."),
+        _spec(
+            "backpack_ws_messages_total",
+            COUNTER,
+            "Stream messages by stream kind and symbol (native: those the protocol core delivered after "
+            "validation and de-duplication; ccxt: those ccxt handled).",
+            ("stream", "symbol"),
+        ),
+        _spec(
+            "backpack_ws_messages_per_second",
+            GAUGE,
+            "Frames per second since the reading about 10 s before this one (scrapes and health reads).",
+        ),
+        _spec(
+            "backpack_last_message_age_seconds",
+            GAUGE,
+            "Seconds since the last stream message for the symbol.",
+            ("symbol",),
+        ),
+        _spec(
+            "backpack_decode_errors_total",
+            COUNTER,
+            "Frames that carried an error instead of data: undecodable (not JSON, unknown shape) or "
+            "exchange_error (an error frame from the exchange).",
+            ("reason",),
+        ),
+        _spec(
+            "backpack_dropped_total",
+            COUNTER,
+            "Messages deliberately not delivered, by reason (duplicates, old deltas, unsubscribed, ...).",
+            ("reason",),
+        ),
+        _spec(
+            "backpack_errors_total",
+            COUNTER,
+            "Failures contained by the feed, by kind: internal (a bug in the glue), markets (market list), "
+            "watch (ccxt: a watch call raised), conversion (ccxt: an update that could not be converted).",
+            ("kind",),
+        ),
+        _spec("backpack_auth_failures_total", COUNTER, "Private subscriptions refused by the exchange."),
+        _spec(
+            "backpack_private_channels_stopped",
+            GAUGE,
+            "1 once private channels gave up after repeated refusals (public channels keep running).",
+            paths=(NATIVE,),
+        ),
+        _spec("backpack_book_synced", GAUGE, "1 while the symbol's order book is synchronised.", ("symbol",)),
+        _spec(
+            "backpack_book_age_seconds",
+            GAUGE,
+            "Seconds since the symbol's order book last changed.",
+            ("symbol",),
+        ),
+        _spec(
+            "backpack_book_snapshot_age_seconds",
+            GAUGE,
+            "Seconds since the symbol's book was last handed to callbacks as a snapshot.",
+            ("symbol",),
+        ),
+        _spec(
+            "backpack_book_resyncs_total",
+            COUNTER,
+            "Order books invalidated and rebuilt, by symbol and reason (gap, reconnect, stale_snapshot...).",
+            ("symbol", "reason"),
+        ),
+        _spec(
+            "backpack_book_gaps_total",
+            COUNTER,
+            "Sequence gaps seen on a depth stream (native: each one resynchronises the book; ccxt: applied "
+            "silently by ccxt, known deviation 1).",
+            ("symbol",),
+        ),
+        _spec(
+            "backpack_book_snapshots_total",
+            COUNTER,
+            "Depth snapshot requests by symbol and result (ok, failed).",
+            ("symbol", "result"),
+        ),
+        _spec(
+            "backpack_rest_requests_total",
+            COUNTER,
+            'REST attempts by endpoint path and HTTP status ("error" when no response arrived).',
+            ("endpoint", "status"),
+        ),
+        _spec(
+            "backpack_rest_latency_seconds",
+            HISTOGRAM,
+            "REST attempt latency by endpoint path.",
+            ("endpoint",),
+            buckets=LATENCY_BUCKETS,
+        ),
+        _spec(
+            "backpack_rest_retries_total",
+            COUNTER,
+            "REST attempts repeated after a retryable failure.",
+            paths=(NATIVE,),
+        ),
+        _spec(
+            "backpack_rest_failures_total", COUNTER, "REST calls that failed for good (after any retries)."
+        ),
+        _spec(
+            "backpack_rest_circuit_state",
+            GAUGE,
+            "1 for the REST circuit breaker's current state.",
+            ("state",),
+            paths=(NATIVE,),
+        ),
+        _spec(
+            "backpack_rest_circuit_opens_total",
+            COUNTER,
+            "Times the REST circuit breaker opened.",
+            paths=(NATIVE,),
+        ),
+        _spec(
+            "backpack_rest_circuit_rejections_total",
+            COUNTER,
+            "REST calls refused while the circuit was open.",
+            paths=(NATIVE,),
+        ),
+        _spec(
+            "backpack_callback_latency_seconds",
+            HISTOGRAM,
+            "Time spent in each user callback, by channel.",
+            ("channel",),
+            buckets=CALLBACK_BUCKETS,
+        ),
+        _spec(
+            "backpack_callback_errors_total",
+            COUNTER,
+            "Exceptions raised by user callbacks, by callback name.",
+            ("callback",),
+        ),
+    )
+}
 
 
 class UnknownMetric(ValueError):
@@ -152,7 +252,9 @@ def _bound(value: float) -> str:
 @dataclass(frozen=True)
 class Family:
     spec: MetricSpec
-    samples: list[tuple[dict[str, str], Any]] = field(default_factory=list)  # (labels, float | HistogramValue)
+    samples: list[tuple[dict[str, str], Any]] = field(
+        default_factory=list
+    )  # (labels, float | HistogramValue)
 
 
 Sample = tuple[str, Mapping[str, Any], float]
@@ -191,7 +293,9 @@ class _Instrument:
         child = self.children.get(key)
         if child is None:
             if len(key) != len(self.spec.labels):
-                raise UnknownMetric(f"{self.spec.name} takes labels {self.spec.labels}, got {len(key)} values")
+                raise UnknownMetric(
+                    f"{self.spec.name} takes labels {self.spec.labels}, got {len(key)} values"
+                )
             child = self.children[key] = self._new()
         return child
 
@@ -230,8 +334,9 @@ class Registry:
     """The metrics of one feed (``const_labels`` go on every series; ``path`` selects the catalogue
     entries that apply)."""
 
-    def __init__(self, const_labels: Mapping[str, str] | None = None,
-                 catalogue: Mapping[str, MetricSpec] = CATALOGUE) -> None:
+    def __init__(
+        self, const_labels: Mapping[str, str] | None = None, catalogue: Mapping[str, MetricSpec] = CATALOGUE
+    ) -> None:
         self.const_labels = {str(k): str(v) for k, v in (const_labels or {}).items()}
         self.catalogue = dict(catalogue)
         self.path = self.const_labels.get("path")
@@ -263,14 +368,14 @@ class Registry:
         return self._instrument(name, HISTOGRAM)
 
     def add_collector(self, collector: Collector) -> None:
-        """``collector()`` yields ``(name, labels, value)`` for counters and gauges, read at collection time."""
+        """``collector()`` yields ``(name, labels, value)`` of counters and gauges at each read."""
         self._collectors.append(collector)
 
     def applies(self, spec: MetricSpec) -> bool:
         return self.path is None or self.path in spec.paths
 
     def collect(self) -> list[Family]:
-        """Every catalogue entry that applies to this registry's path, in catalogue order, with its samples."""
+        """Every catalogue entry that applies to this registry's path, in order, with its samples."""
         families = {name: Family(spec) for name, spec in self.catalogue.items() if self.applies(spec)}
         for name, inst in self._instruments.items():
             family = families.get(name)
@@ -317,7 +422,7 @@ class Registry:
         return total
 
     def render(self) -> tuple[bytes, str]:
-        """Prometheus text exposition and its content type; ``MetricsUnavailable`` without prometheus_client."""
+        """Prometheus text and its content type; ``MetricsUnavailable`` without prometheus_client."""
         return render_prometheus(self)
 
 
@@ -329,7 +434,8 @@ class MetricsUnavailable(RuntimeError):
 
     def __init__(self) -> None:
         super().__init__(
-            "Prometheus export needs the prometheus_client package: pip install 'cryptofeed-backpack[metrics]'. "
+            "Prometheus export needs the prometheus_client package: "
+            "pip install 'cryptofeed-backpack[metrics]'. "
             "The feed and GET /health work without it."
         )
 
@@ -405,7 +511,7 @@ class RateMeter:
 
 
 class RecentEvents:
-    """When rare events (resyncs, reconnects, errors) happened, so health can count those of the last minute."""
+    """When rare events (resyncs, reconnects, errors) happened, so health can count the recent ones."""
 
     __slots__ = ("_times", "_max")
 
@@ -429,7 +535,7 @@ class RecentEvents:
 
 
 class StreamActivity:
-    """Per (stream kind, symbol): messages seen and the receipt of the last one. Read by collectors and health.
+    """Per (stream kind, symbol): messages seen and the last one's receipt; read by collectors and health.
 
     One dict of two-element lists, so ``seen`` (once per delivered message) costs one lookup.
     """
@@ -491,7 +597,9 @@ class CounterView(Mapping[str, int]):
     registry (``feed.registry``) directly.
     """
 
-    def __init__(self, registry: Registry, keys: Mapping[str, tuple[tuple[str, Mapping[str, str]], ...]]) -> None:
+    def __init__(
+        self, registry: Registry, keys: Mapping[str, tuple[tuple[str, Mapping[str, str]], ...]]
+    ) -> None:
         self._registry = registry
         self._keys = dict(keys)
 
@@ -511,7 +619,9 @@ class CounterView(Mapping[str, int]):
 
 # --- the reference table of docs/observability.md ------------------------------------------------------
 
-TABLE_BEGIN = "<!-- metrics-table:begin (generated from backpack.metrics.CATALOGUE: python -m backpack.metrics) -->"
+TABLE_BEGIN = (
+    "<!-- metrics-table:begin (generated from backpack.metrics.CATALOGUE: python -m backpack.metrics) -->"
+)
 TABLE_END = "<!-- metrics-table:end -->"
 
 

@@ -20,7 +20,9 @@ class RateLimitedLog:
     """``log(level, key, msg, *args)``: the first line of ``key`` goes out; repeats within
     ``interval_s`` are counted and reported with the next line of that key after the interval."""
 
-    def __init__(self, logger: logging.Logger | logging.LoggerAdapter, clock: Clock, interval_s: float = 60.0) -> None:
+    def __init__(
+        self, logger: logging.Logger | logging.LoggerAdapter, clock: Clock, interval_s: float = 60.0
+    ) -> None:
         self.logger = logger
         self.clock = clock
         self.interval_us = int(interval_s * 1_000_000)

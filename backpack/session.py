@@ -150,8 +150,8 @@ class WsSessionManager:
                     raise
                 delay = self._backoff(attempt)
                 self._ratelog.log(logging.WARNING, ("connect", type(exc).__name__),
-                                  "connect to %s failed (%s); retrying in %.2f s", mask_url(self.url), exc, delay,
-                                  extra={"cause": f"connect failed: {type(exc).__name__}"})
+                                  "connect to %s failed (%s); retrying in %.2f s", mask_url(self.url), exc,
+                                  delay, extra={"cause": f"connect failed: {type(exc).__name__}"})
                 await self._sleep_or_stop(delay, stop)
                 continue
             self.session = session
@@ -169,7 +169,8 @@ class WsSessionManager:
                 self.stats.last_close_code = exc.code
                 self.stats.closes.append(exc.code)
                 self._ratelog.log(logging.WARNING, ("closed", exc.code),
-                                  "websocket %s closed (code %s %s); reconnecting", session.id, exc.code, exc.reason,
+                                  "websocket %s closed (code %s %s); reconnecting", session.id, exc.code,
+                                  exc.reason,
                                   extra={"connection": session.id, "cause": f"closed: code {exc.code}"})
             except TransportError as exc:
                 self._ratelog.log(logging.WARNING, ("failed", type(exc).__name__),

@@ -49,13 +49,18 @@ async def run(args: argparse.Namespace) -> None:
     config = {
         "log": {"disabled": True},  # cryptofeed's own file logging; ours goes through install_json_logging
         "backpack": {
-            "rest_url": args.rest, "ws_url": args.ws,
+            "rest_url": args.rest,
+            "ws_url": args.ws,
             "health": {"host": args.health_host, "port": args.health_port},
         },
     }
     fh = FeedHandler(config=config)
-    fh.add_feed("BACKPACK", symbols=args.symbols, channels=[compat.TRADES, compat.L2_BOOK],
-                callbacks={compat.TRADES: on_trade})
+    fh.add_feed(
+        "BACKPACK",
+        symbols=args.symbols,
+        channels=[compat.TRADES, compat.L2_BOOK],
+        callbacks={compat.TRADES: on_trade},
+    )
     token = await compat.start_handler(fh)
     try:
         if args.seconds > 0:

@@ -12,11 +12,24 @@ from harness.cli import main
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_logs_json_lines_on_stderr_at_the_level_asked(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_logs_json_lines_on_stderr_at_the_level_asked(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    code = main(["--log-level", "INFO", "demo", "--steps", "200", "--symbols", "SOL-USDC",
-                 "--report", str(tmp_path / "r.json")])
+    code = main(
+        [
+            "--log-level",
+            "INFO",
+            "demo",
+            "--steps",
+            "200",
+            "--symbols",
+            "SOL-USDC",
+            "--report",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err.splitlines()
     # the command's own messages are plain text; every log record is one JSON object on its own line

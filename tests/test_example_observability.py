@@ -32,11 +32,24 @@ async def test_example_serves_health_and_metrics() -> None:
     example = load_example()
     out = io.StringIO()
     async with running_server(seed=4, rate=0) as server:
-        args = example.parse(["--rest", server.rest_url, "--ws", server.ws_url, "--health-port", "0",
-                              "--symbols", "SOL-USDC", "--seconds", "30"])
+        args = example.parse(
+            [
+                "--rest",
+                server.rest_url,
+                "--ws",
+                server.ws_url,
+                "--health-port",
+                "0",
+                "--symbols",
+                "SOL-USDC",
+                "--seconds",
+                "30",
+            ]
+        )
         with json_logging("INFO", out):
             task = asyncio.create_task(example.run(args))
             try:
+
                 def announced() -> str | None:
                     for line in out.getvalue().splitlines():
                         message = json.loads(line)["message"]
@@ -48,17 +61,22 @@ async def test_example_serves_health_and_metrics() -> None:
                 await server.wait_subscribed("depth.SOL_USDC")
                 await drive(server, 200)
                 async with aiohttp.ClientSession() as http:
+
                     async def status() -> int:
                         async with http.get(announced() + "/health") as resp:
                             return resp.status
+
                     for _ in range(500):
                         if await status() == 200:
                             break
                         await asyncio.sleep(0.02)
                     assert await status() == 200
                     async with http.get(announced() + "/metrics") as resp:
-                        assert resp.status == 200 and 'backpack_book_synced{path="native",symbol="SOL-USDC"} 1.0' in (
-                            await resp.text())
+                        assert (
+                            resp.status == 200
+                            and 'backpack_book_synced{path="native",symbol="SOL-USDC"} 1.0'
+                            in (await resp.text())
+                        )
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -28,7 +28,11 @@ NOW = 1_754_000_000 * S
 
 def healthy(**changes: Any) -> FeedHealth:
     h = FeedHealth(
-        feed="BACKPACK", path=NATIVE, running=True, connected=True, connected_since_us=NOW - 30 * S,
+        feed="BACKPACK",
+        path=NATIVE,
+        running=True,
+        connected=True,
+        connected_since_us=NOW - 30 * S,
         last_frame_us=NOW - S // 10,
         books=[BookHealth("BTC-USDC", "synced", 42, NOW - S, NOW - 20 * S)],
         symbols_last_us={"BTC-USDC": NOW - S},
@@ -52,10 +56,17 @@ def test_a_healthy_feed_is_ok() -> None:
         ({"running": False}, DOWN, "not running"),
         ({"connected": False}, DOWN, "no WebSocket connection"),
         ({"books": [BookHealth("BTC-USDC", "buffering")]}, DEGRADED, "BTC-USDC: order book is buffering"),
-        ({"books": [BookHealth("BTC-USDC", "synced", 1, NOW - 61 * S, NOW - 90 * S)]}, DEGRADED,
-         "not updated for 61 s (max 60)"),
+        (
+            {"books": [BookHealth("BTC-USDC", "synced", 1, NOW - 61 * S, NOW - 90 * S)]},
+            DEGRADED,
+            "not updated for 61 s (max 60)",
+        ),
         ({"symbols_last_us": {"BTC-USDC": NOW - 75 * S}}, DEGRADED, "no message for 75 s"),
-        ({"symbols_last_us": {"SOL-USDC": None}, "connected_since_us": NOW - 61 * S}, DEGRADED, "SOL-USDC: no message"),
+        (
+            {"symbols_last_us": {"SOL-USDC": None}, "connected_since_us": NOW - 61 * S},
+            DEGRADED,
+            "SOL-USDC: no message",
+        ),
         ({"private_stopped": True}, DEGRADED, "private channels stopped"),
         ({"circuit": "open"}, DEGRADED, "circuit breaker is open"),
         ({"recent": {"gaps": 1}}, DEGRADED, "1 gaps in the last 60 s (max 0)"),
@@ -72,29 +83,53 @@ def test_each_rule_names_its_reason(changes: dict[str, Any], status: str, words:
 
 def test_thresholds_are_the_operators() -> None:
     settings_ = HealthSettings(max_resyncs=5, stale_book_seconds=None, stale_message_seconds=None)
-    stale = healthy(books=[BookHealth("BTC-USDC", "synced", 1, NOW - 3600 * S, None)],
-                    symbols_last_us={"BTC-USDC": NOW - 3600 * S}, recent={"resyncs": 5})
+    stale = healthy(
+        books=[BookHealth("BTC-USDC", "synced", 1, NOW - 3600 * S, None)],
+        symbols_last_us={"BTC-USDC": NOW - 3600 * S},
+        recent={"resyncs": 5},
+    )
     assert verdict(stale, settings_, NOW) == (OK, [])
     assert verdict(stale, HealthSettings(), NOW)[0] == DEGRADED
 
 
 @settings(max_examples=200, deadline=None)
-@given(running=st.booleans(), connected=st.booleans(), state=st.sampled_from(["synced", "buffering", "idle"]),
-       counts=st.dictionaries(st.sampled_from(["resyncs", "gaps", "reconnects", "errors", "auth_failures"]),
-                              st.integers(0, 20)),
-       book_age=st.integers(0, 200), circuit=st.sampled_from([None, "closed", "open", "half_open"]))
-def test_the_verdict_is_ok_exactly_when_no_rule_fires(running: bool, connected: bool, state: str,
-                                                     counts: dict[str, int], book_age: int, circuit: Any) -> None:
+@given(
+    running=st.booleans(),
+    connected=st.booleans(),
+    state=st.sampled_from(["synced", "buffering", "idle"]),
+    counts=st.dictionaries(
+        st.sampled_from(["resyncs", "gaps", "reconnects", "errors", "auth_failures"]), st.integers(0, 20)
+    ),
+    book_age=st.integers(0, 200),
+    circuit=st.sampled_from([None, "closed", "open", "half_open"]),
+)
+def test_the_verdict_is_ok_exactly_when_no_rule_fires(
+    running: bool, connected: bool, state: str, counts: dict[str, int], book_age: int, circuit: Any
+) -> None:
     """ok iff running, connected, every book synced and fresh, circuit not open and every recent count within
     its limit; down iff not running or not connected; and the document's status is the verdict's."""
     cfg = HealthSettings()
-    h = healthy(running=running, connected=connected, circuit=circuit, recent=counts,
-                books=[BookHealth("BTC-USDC", state, 1, NOW - book_age * S, NOW - book_age * S)])
+    h = healthy(
+        running=running,
+        connected=connected,
+        circuit=circuit,
+        recent=counts,
+        books=[BookHealth("BTC-USDC", state, 1, NOW - book_age * S, NOW - book_age * S)],
+    )
     status, reasons = verdict(h, cfg, NOW)
-    limits = {"resyncs": cfg.max_resyncs, "gaps": cfg.max_gaps, "reconnects": cfg.max_reconnects,
-              "errors": cfg.max_errors, "auth_failures": cfg.max_auth_failures}
-    fine = (state == "synced" and book_age <= 60 and circuit != "open"
-            and all(n <= limits[k] for k, n in counts.items()))
+    limits = {
+        "resyncs": cfg.max_resyncs,
+        "gaps": cfg.max_gaps,
+        "reconnects": cfg.max_reconnects,
+        "errors": cfg.max_errors,
+        "auth_failures": cfg.max_auth_failures,
+    }
+    fine = (
+        state == "synced"
+        and book_age <= 60
+        and circuit != "open"
+        and all(n <= limits[k] for k, n in counts.items())
+    )
     assert status == (DOWN if not (running and connected) else OK if fine else DEGRADED)
     assert (status == OK) == (reasons == [])
     assert document(h, cfg, NOW)["status"] == status
@@ -105,8 +140,13 @@ def test_document_reports_ages_in_seconds_and_the_path() -> None:
     assert body["path"] == "native" and body["time_us"] == NOW
     assert body["symbols"]["BTC-USDC"] == {
         "last_message_age_seconds": 1.0,
-        "book": {"state": "synced", "sequence": 42, "age_seconds": 1.0, "snapshot_age_seconds": 20.0,
-                 "gaps_since_snapshot": 0},
+        "book": {
+            "state": "synced",
+            "sequence": 42,
+            "age_seconds": 1.0,
+            "snapshot_age_seconds": 20.0,
+            "gaps_since_snapshot": 0,
+        },
     }
     assert body["connection"]["connected_for_seconds"] == 30.0
     assert "host" not in body["thresholds"] and body["thresholds"]["max_gaps"] == 0
@@ -136,15 +176,19 @@ async def serve(source: Source, **cfg: Any) -> HealthServer:
     return server
 
 
-@pytest.mark.parametrize(("health", "code"), [(healthy(), 200), (healthy(connected=False), 503),
-                                              (healthy(recent={"gaps": 1}), 503)])
+@pytest.mark.parametrize(
+    ("health", "code"),
+    [(healthy(), 200), (healthy(connected=False), 503), (healthy(recent={"gaps": 1}), 503)],
+)
 async def test_http_status_follows_the_verdict(health: FeedHealth, code: int) -> None:
     server = await serve(Source(health))
     try:
         async with aiohttp.ClientSession() as http, http.get(server.url + "/health") as resp:
             assert resp.status == code
             body = await resp.json()
-            assert body["status"] == {200: OK}.get(code, body["status"]) and (code == 200) == (body["status"] == OK)
+            assert body["status"] == {200: OK}.get(code, body["status"]) and (code == 200) == (
+                body["status"] == OK
+            )
             assert resp.headers["Cache-Control"] == "no-store"
     finally:
         await server.stop()
@@ -203,7 +247,9 @@ def _non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-async def test_a_taken_port_is_reported_and_the_feed_runs_without_it(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_taken_port_is_reported_and_the_feed_runs_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="backpack")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -212,9 +258,12 @@ async def test_a_taken_port_is_reported_and_the_feed_runs_without_it(caplog: pyt
         collector = Collector()
         async with running_server(seed=1, rate=0) as server:
             section = backpack_section(server, private=False, health={"port": port})
-            async with running_handler(symbols=["SOL-USDC"], channels=[compat.TRADES],
-                                       callbacks=collector.callbacks([compat.TRADES]),
-                                       handler_config={"log": {"disabled": True}, "backpack": section}) as fh:
+            async with running_handler(
+                symbols=["SOL-USDC"],
+                channels=[compat.TRADES],
+                callbacks=collector.callbacks([compat.TRADES]),
+                handler_config={"log": {"disabled": True}, "backpack": section},
+            ) as fh:
                 await server.wait_subscribed("trade.SOL_USDC")
                 await drive(server, 200)
                 await until(lambda: collector.items[compat.TRADES], "trades without the health endpoint")
@@ -256,7 +305,10 @@ def test_bad_health_settings_are_named(section: Any, message: str) -> None:
 
 
 @settings(max_examples=20, deadline=None)
-@given(raw=st.binary(min_size=32, max_size=32), key=st.sampled_from(["host", "port", "max_errors", "hots", "zzz"]))
+@given(
+    raw=st.binary(min_size=32, max_size=32),
+    key=st.sampled_from(["host", "port", "max_errors", "hots", "zzz"]),
+)
 def test_a_seed_pasted_into_the_health_section_is_never_echoed(raw: bytes, key: str) -> None:
     """Not in the ConfigError, nor in pydantic's own errors(), json() or message for the nested section."""
     seed = base64.b64encode(raw).decode()
@@ -265,8 +317,9 @@ def test_a_seed_pasted_into_the_health_section_is_never_echoed(raw: bytes, key: 
     assert_absent(seed, config_renderings({"health": {key: seed}}))
 
 
-def test_a_broken_health_report_does_not_take_metrics_with_it(monkeypatch: pytest.MonkeyPatch,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_health_report_does_not_take_metrics_with_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from backpack.feed import BackpackFeed
 
     feed = BackpackFeed(symbols=["SOL-USDC"], channels=[compat.TRADES])

@@ -1,4 +1,4 @@
-"""A private session at DEBUG leaks no key material: not in a log record, a JSON line, an exception or a metric label.
+"""A private session at DEBUG leaks no key material: in no record, JSON line, exception or metric label.
 
 Both paths run private channels against the loopback server with every logger at DEBUG (ours, websockets'
 with its frame logging widened so it would print whole SUBSCRIBE frames, ccxt's, aiohttp's), through a
@@ -35,7 +35,12 @@ SYM, NAT = "BTC-USDC-PERP", "BTC_USDC_PERP"
 
 def seed_spellings() -> list[str]:
     raw = base64.b64decode(TEST_ACCOUNT_SECRET)
-    return [TEST_ACCOUNT_SECRET, TEST_ACCOUNT_SECRET.rstrip("="), base64.urlsafe_b64encode(raw).decode(), raw.hex()]
+    return [
+        TEST_ACCOUNT_SECRET,
+        TEST_ACCOUNT_SECRET.rstrip("="),
+        base64.urlsafe_b64encode(raw).decode(),
+        raw.hex(),
+    ]
 
 
 def signatures(server: Any) -> set[str]:
@@ -86,9 +91,13 @@ async def test_private_session_at_debug_leaks_no_key_material(
     try:
         async with running_server(seed=3, rate=0, ping_interval=0.2, pong_timeout=1.0) as server:
             server.faults.reject_private(count=1)
-            section = backpack_section(server, private=True, native_enabled=path == "native", health={"port": 0})
+            section = backpack_section(
+                server, private=True, native_enabled=path == "native", health={"port": 0}
+            )
             async with running_handler(
-                symbols=[SYM], channels=channels, callbacks=Collector().callbacks(channels),
+                symbols=[SYM],
+                channels=channels,
+                callbacks=Collector().callbacks(channels),
                 handler_config={"log": {"disabled": True}, "backpack": section},
             ) as fh:
                 feed = fh.feeds[0]
@@ -127,11 +136,13 @@ async def test_ccxt_signed_rest_at_debug_logs_no_headers_secrets(caplog: pytest.
     caplog.set_level(logging.DEBUG)
     async with running_server(seed=3, rate=0) as server:
         feed = ccxt_feed.BackpackCcxtFeed(
-            backpack_config=backpack_section(server, private=True), symbols=[SYM], channels=[compat.TRADES],
+            backpack_config=backpack_section(server, private=True),
+            symbols=[SYM],
+            channels=[compat.TRADES],
         )
         exchange = feed._make_exchange()
         try:
-            with pytest.raises(Exception) as info:  # noqa: B017 - whatever ccxt makes of the loopback's answer
+            with pytest.raises(Exception) as info:  # noqa: B017 - whatever ccxt makes of the answer
                 await exchange.fetch_balance()
         finally:
             await exchange.close()

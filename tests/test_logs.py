@@ -28,8 +28,15 @@ SIGNATURE = base64.b64encode(bytes(range(64))).decode()
 
 
 def record(msg: str, *args: Any, exc: BaseException | None = None, **extra: Any) -> logging.LogRecord:
-    rec = logging.LogRecord("backpack.feed", logging.WARNING, __file__, 1, msg, args or None,
-                            (type(exc), exc, exc.__traceback__) if exc else None)
+    rec = logging.LogRecord(
+        "backpack.feed",
+        logging.WARNING,
+        __file__,
+        1,
+        msg,
+        args or None,
+        (type(exc), exc, exc.__traceback__) if exc else None,
+    )
     rec.__dict__.update(extra)
     return rec
 
@@ -42,15 +49,29 @@ def raised(message: str) -> BaseException:
 
 
 def test_a_record_is_one_json_object_with_the_context_fields() -> None:
-    line = JsonFormatter().format(record("%s: book resync\n(%s)", "BACKPACK", "gap", feed="BACKPACK",
-                                         symbol="BTC-USDC", stream="depth.BTC_USDC", cause="gap", attempt=2))
+    line = JsonFormatter().format(
+        record(
+            "%s: book resync\n(%s)",
+            "BACKPACK",
+            "gap",
+            feed="BACKPACK",
+            symbol="BTC-USDC",
+            stream="depth.BTC_USDC",
+            cause="gap",
+            attempt=2,
+        )
+    )
     assert "\n" not in line
     doc = json.loads(line)
     assert list(doc)[:4] == ["time", "level", "logger", "message"]
     assert doc["time"].endswith("Z") and doc["level"] == "WARNING" and doc["logger"] == "backpack.feed"
     assert doc["message"] == "BACKPACK: book resync\n(gap)"
     assert {k: doc[k] for k in CONTEXT_FIELDS} == {
-        "feed": "BACKPACK", "path": None, "connection": None, "symbol": "BTC-USDC", "stream": "depth.BTC_USDC",
+        "feed": "BACKPACK",
+        "path": None,
+        "connection": None,
+        "symbol": "BTC-USDC",
+        "stream": "depth.BTC_USDC",
         "cause": "gap",
     }
     assert doc["attempt"] == 2  # other extras are kept
@@ -90,13 +111,22 @@ def test_url_passwords_are_masked_without_being_configured() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(raw=st.binary(min_size=32, max_size=32), before=st.text(max_size=30), after=st.text(max_size=30),
-       spelling=st.sampled_from(["std", "urlsafe", "hex", "unpadded"]))
-def test_any_seed_anywhere_in_a_message_never_reaches_the_line(raw: bytes, before: str, after: str,
-                                                               spelling: str) -> None:
+@given(
+    raw=st.binary(min_size=32, max_size=32),
+    before=st.text(max_size=30),
+    after=st.text(max_size=30),
+    spelling=st.sampled_from(["std", "urlsafe", "hex", "unpadded"]),
+)
+def test_any_seed_anywhere_in_a_message_never_reaches_the_line(
+    raw: bytes, before: str, after: str, spelling: str
+) -> None:
     """Whatever text surrounds it, a 32-byte key in any common spelling is absent from the JSON line."""
-    seed = {"std": base64.b64encode(raw).decode(), "urlsafe": base64.urlsafe_b64encode(raw).decode(),
-            "hex": raw.hex(), "unpadded": base64.b64encode(raw).decode().rstrip("=")}[spelling]
+    seed = {
+        "std": base64.b64encode(raw).decode(),
+        "urlsafe": base64.urlsafe_b64encode(raw).decode(),
+        "hex": raw.hex(),
+        "unpadded": base64.b64encode(raw).decode().rstrip("="),
+    }[spelling]
     line = JsonFormatter().format(record(f"{before} {seed} {after}"))
     assert seed not in line and seed not in json.loads(line)["message"]
 
@@ -135,10 +165,16 @@ def test_context_logger_merges_fixed_and_call_context() -> None:
     base = logging.getLogger("tests.logs.context")
     with json_logging("INFO", out, logger=base):
         log = ContextLogger(base, {"feed": "BACKPACK", "path": "native"})
-        RateLimitedLog(log, lambda: 0).log(logging.WARNING, "k", "resync %s", "gap",
-                                           extra={"symbol": "SOL-USDC", "cause": "gap"})
+        RateLimitedLog(log, lambda: 0).log(
+            logging.WARNING, "k", "resync %s", "gap", extra={"symbol": "SOL-USDC", "cause": "gap"}
+        )
     doc = json.loads(out.getvalue())
-    assert (doc["feed"], doc["path"], doc["symbol"], doc["cause"]) == ("BACKPACK", "native", "SOL-USDC", "gap")
+    assert (doc["feed"], doc["path"], doc["symbol"], doc["cause"]) == (
+        "BACKPACK",
+        "native",
+        "SOL-USDC",
+        "gap",
+    )
 
 
 def test_scrubbing_logger_hides_secrets_from_every_handler(caplog: pytest.LogCaptureFixture) -> None:
@@ -147,11 +183,14 @@ def test_scrubbing_logger_hides_secrets_from_every_handler(caplog: pytest.LogCap
     lib = ScrubbingLogger(logging.getLogger("tests.logs.lib"), secrets=["Hunter2Hunter2"])
     lib.debug("> TEXT %r", {"signature": [SEED, SIGNATURE]})
     lib.info("login Hunter2Hunter2 %s")  # a template without args is not formatted
-    adapter = logging.LoggerAdapter(lib, {"websocket": object()})  # how websockets wraps the logger it is given
+    adapter = logging.LoggerAdapter(
+        lib, {"websocket": object()}
+    )  # how websockets wraps the logger it is given
     adapter.debug("< %s", SIGNATURE)
     text = caplog.text + "".join(r.getMessage() for r in caplog.records)
     assert len(caplog.records) == 3
     for secret in (SEED, SIGNATURE, "Hunter2Hunter2"):
         assert secret not in text
-    assert lib.isEnabledFor(logging.DEBUG) and not ScrubbingLogger(logging.getLogger("tests.logs.off")).isEnabledFor(
-        logging.DEBUG)
+    assert lib.isEnabledFor(logging.DEBUG) and not ScrubbingLogger(
+        logging.getLogger("tests.logs.off")
+    ).isEnabledFor(logging.DEBUG)

@@ -37,8 +37,11 @@ def test_unknown_names_and_label_counts_are_refused() -> None:
 
 @pytest.mark.parametrize(
     "sample",
-    [("backpack_nope_total", {}, 1), ("backpack_book_synced", {"sym": "X"}, 1),
-     ("backpack_rest_latency_seconds", {"endpoint": "/x"}, 1)],
+    [
+        ("backpack_nope_total", {}, 1),
+        ("backpack_book_synced", {"sym": "X"}, 1),
+        ("backpack_rest_latency_seconds", {"endpoint": "/x"}, 1),
+    ],
 )
 def test_a_collector_yielding_what_the_catalogue_lacks_fails_loudly(sample: tuple) -> None:
     r = Registry({"path": NATIVE})
@@ -78,7 +81,9 @@ def test_histogram_buckets_are_cumulative_and_exported() -> None:
     payload, content_type = r.render()
     assert content_type.startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(payload.decode())}
-    samples = {(s.name, s.labels.get("le")): s.value for s in families["backpack_rest_latency_seconds"].samples}
+    samples = {
+        (s.name, s.labels.get("le")): s.value for s in families["backpack_rest_latency_seconds"].samples
+    }
     assert samples[("backpack_rest_latency_seconds_bucket", "0.005")] == 2  # le is inclusive
     assert samples[("backpack_rest_latency_seconds_bucket", "0.025")] == 3
     assert samples[("backpack_rest_latency_seconds_bucket", "10.0")] == 4
@@ -101,12 +106,18 @@ def test_the_text_export_says_what_the_registry_holds(events: list[tuple[str, in
         r.counter("backpack_errors_total").inc(name, amount=n)
         expected[name] = expected.get(name, 0) + n
     families = {f.name: f for f in text_string_to_metric_families(r.render()[0].decode())}
-    got = {s.labels["kind"]: s.value for s in families["backpack_errors"].samples if s.name == "backpack_errors_total"}
+    got = {
+        s.labels["kind"]: s.value
+        for s in families["backpack_errors"].samples
+        if s.name == "backpack_errors_total"
+    }
     assert got == expected
     assert all(s.labels["path"] == "ccxt" for s in families["backpack_errors"].samples)
 
 
-def test_without_prometheus_client_the_registry_counts_but_export_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_prometheus_client_the_registry_counts_but_export_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import prometheus_client -> ImportError
     r = Registry({"path": NATIVE})
     r.counter("backpack_feed_restarts_total").inc()
@@ -117,8 +128,13 @@ def test_without_prometheus_client_the_registry_counts_but_export_says_why(monke
 
 def test_counter_view_reads_the_registry() -> None:
     r = Registry({"path": NATIVE})
-    view = CounterView(r, {"resyncs": (("backpack_book_resyncs_total", {}),),
-                           "failed": (("backpack_book_snapshots_total", {"result": "failed"}),)})
+    view = CounterView(
+        r,
+        {
+            "resyncs": (("backpack_book_resyncs_total", {}),),
+            "failed": (("backpack_book_snapshots_total", {"result": "failed"}),),
+        },
+    )
     r.counter("backpack_book_resyncs_total").inc("X", "gap")
     r.counter("backpack_book_snapshots_total").inc("X", "ok")
     assert dict(view) == {"resyncs": 1, "failed": 0}
@@ -176,11 +192,17 @@ def test_native_totals_survive_a_restart_of_the_run() -> None:
     feed = BackpackFeed(symbols=["SOL-USDC"], channels=[compat.TRADES])
     rest = RestClient(SimpleNamespace(clock=WallClock()), "http://127.0.0.1:9")
     rest.metrics["retries"] = 3
-    feed.session, feed.rest = SimpleNamespace(stats=SessionStats(frames=10, connects=2, reconnects=1),
-                                              session=None, public=[], private=[]), rest
+    feed.session, feed.rest = (
+        SimpleNamespace(
+            stats=SessionStats(frames=10, connects=2, reconnects=1), session=None, public=[], private=[]
+        ),
+        rest,
+    )
     feed._retire()  # what _run does before building the next ones
     assert feed.session is None and feed.rest is None
-    feed.session = SimpleNamespace(stats=SessionStats(frames=5, connects=1), session=None, public=[], private=[])
+    feed.session = SimpleNamespace(
+        stats=SessionStats(frames=5, connects=1), session=None, public=[], private=[]
+    )
     r = feed.registry
     assert r.value("backpack_ws_frames_total") == 15
     assert r.value("backpack_ws_connects_total") == 3 and r.value("backpack_ws_reconnects_total") == 1

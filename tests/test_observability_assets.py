@@ -86,9 +86,16 @@ def test_every_metric_the_dashboard_uses_exists() -> None:
     assert exprs
     used = set().union(*(check_expression(e) for e in exprs))
     # the rollout signals the issue names are on the dashboard
-    for name in ("backpack_book_gaps_total", "backpack_book_resyncs_total", "backpack_book_age_seconds",
-                 "backpack_auth_failures_total", "backpack_ws_reconnects_total", "backpack_health_status",
-                 "backpack_rest_latency_seconds", "backpack_callback_latency_seconds"):
+    for name in (
+        "backpack_book_gaps_total",
+        "backpack_book_resyncs_total",
+        "backpack_book_age_seconds",
+        "backpack_auth_failures_total",
+        "backpack_ws_reconnects_total",
+        "backpack_health_status",
+        "backpack_rest_latency_seconds",
+        "backpack_callback_latency_seconds",
+    ):
         assert name in used, name
 
 
@@ -101,7 +108,9 @@ def test_dashboard_is_importable() -> None:
         grid = panel["gridPos"]
         assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
         if panel["type"] != "row":
-            assert panel["targets"] and all(t["refId"] and t["expr"] for t in panel["targets"]), panel["title"]
+            assert panel["targets"] and all(t["refId"] and t["expr"] for t in panel["targets"]), panel[
+                "title"
+            ]
     assert {v["name"] for v in data["templating"]["list"]} == {"datasource", "instance"}
 
 
@@ -109,8 +118,13 @@ def test_every_metric_the_alerts_use_exists() -> None:
     rules = alert_rules()
     names = {r["alert"] for r in rules}
     assert len(names) == len(rules)
-    for wanted in ("BackpackGapRate", "BackpackResyncStorm", "BackpackStaleBook", "BackpackAuthFailures",
-                   "BackpackFeedDown"):
+    for wanted in (
+        "BackpackGapRate",
+        "BackpackResyncStorm",
+        "BackpackStaleBook",
+        "BackpackAuthFailures",
+        "BackpackFeedDown",
+    ):
         assert wanted in names
     for rule in rules:
         check_expression(rule["expr"])
@@ -121,8 +135,13 @@ def test_every_metric_the_alerts_use_exists() -> None:
 
 @pytest.mark.parametrize(
     "expr",
-    ["rate(backpack_frames_total[1m])", "backpack_book_synced{sym=\"X\"}", "sum by (reason) (backpack_ws_frames_total)",
-     "backpack_rest_retries_total{path=\"ccxt\"}", "backpack_ws_frames_total_bucket"],
+    [
+        "rate(backpack_frames_total[1m])",
+        'backpack_book_synced{sym="X"}',
+        "sum by (reason) (backpack_ws_frames_total)",
+        'backpack_rest_retries_total{path="ccxt"}',
+        "backpack_ws_frames_total_bucket",
+    ],
 )
 def test_the_checker_refuses_what_the_registry_lacks(expr: str) -> None:
     """The asset checks above would catch a renamed metric, a wrong label or a path that lacks the metric."""

@@ -54,7 +54,11 @@ class Scraper:
         """The sum of the samples called ``name`` whose labels include ``labels``."""
         families = await self.metrics()
         samples = families.get(name.removesuffix("_total"), [])
-        return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+        return sum(
+            s.value
+            for s in samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
     async def wait_status(self, status: str, what: str, timeout: float = 20.0) -> dict[str, Any]:
         seen: list[str] = []
@@ -79,7 +83,9 @@ def in_step(collector: Collector, server: Any) -> bool:
 
 
 @pytest.mark.parametrize("path", ["native", "ccxt"])
-async def test_metrics_and_health_follow_a_gap_and_a_disconnect(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_metrics_and_health_follow_a_gap_and_a_disconnect(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ccxt_feed, "BACKOFF_BASE", 0.01)
     collector = Collector()
     logs = io.StringIO()
@@ -87,10 +93,15 @@ async def test_metrics_and_health_follow_a_gap_and_a_disconnect(path: str, monke
     with json_logging("INFO", logs):
         async with running_server(seed=11, rate=0, ping_interval=0.2, pong_timeout=1.0) as server:
             section = backpack_section(server, private=False, health=health, native_enabled=path == "native")
-            async with running_handler(
-                symbols=[SYM], channels=CHANNELS, callbacks=collector.callbacks(CHANNELS),
-                handler_config={"log": {"disabled": True}, "backpack": section},
-            ) as fh, aiohttp.ClientSession() as http:
+            async with (
+                running_handler(
+                    symbols=[SYM],
+                    channels=CHANNELS,
+                    callbacks=collector.callbacks(CHANNELS),
+                    handler_config={"log": {"disabled": True}, "backpack": section},
+                ) as fh,
+                aiohttp.ClientSession() as http,
+            ):
                 feed = fh.feeds[0]
                 assert feed.feed_path == path
                 await until(lambda: feed.health_server is not None, "the health endpoint")
@@ -107,18 +118,23 @@ async def test_metrics_and_health_follow_a_gap_and_a_disconnect(path: str, monke
 
                 # the counters move while the market does
                 families = await scrape.metrics()
-                assert set(families) == {n.removesuffix("_total") for n, s in CATALOGUE.items() if path in s.paths}
+                assert set(families) == {
+                    n.removesuffix("_total") for n, s in CATALOGUE.items() if path in s.paths
+                }
                 frames = await scrape.value("backpack_ws_frames_total")
                 trades = await scrape.value("backpack_ws_messages_total", stream="trade", symbol=SYM)
                 await drive(server, 100)
                 await until(lambda: in_step(collector, server), "the book after 100 steps")
                 assert await scrape.value("backpack_ws_frames_total") > frames > 0
-                assert await scrape.value("backpack_ws_messages_total", stream="trade",
-                                          symbol=SYM) > trades > 0
+                assert (
+                    await scrape.value("backpack_ws_messages_total", stream="trade", symbol=SYM) > trades > 0
+                )
                 assert await scrape.value("backpack_book_synced", symbol=SYM) == 1
                 assert (await scrape.health())[1]["connection"]["messages_per_second"] > 0
-                assert await scrape.value("backpack_rest_requests_total",
-                                          endpoint="/api/v1/depth", status="200") >= 1
+                assert (
+                    await scrape.value("backpack_rest_requests_total", endpoint="/api/v1/depth", status="200")
+                    >= 1
+                )
 
                 # a gap: counted, degraded (503) while it is recent, then ok again
                 gaps = await scrape.value("backpack_book_gaps_total", symbol=SYM)
@@ -128,9 +144,13 @@ async def test_metrics_and_health_follow_a_gap_and_a_disconnect(path: str, monke
                 body = await scrape.wait_status("degraded", "after a gap")
                 assert any("gaps in the last" in r for r in body["reasons"]), body["reasons"]
                 assert await scrape.value("backpack_book_gaps_total", symbol=SYM) == gaps + 1
-                if path == "native":  # the native feed resynchronises; ccxt applies the gap (known deviation 1)
-                    assert await scrape.value("backpack_book_resyncs_total", symbol=SYM,
-                                              reason="gap") == resyncs + 1
+                if (
+                    path == "native"
+                ):  # the native feed resynchronises; ccxt applies the gap (known deviation 1)
+                    assert (
+                        await scrape.value("backpack_book_resyncs_total", symbol=SYM, reason="gap")
+                        == resyncs + 1
+                    )
                 else:
                     assert body["symbols"][SYM]["book"]["gaps_since_snapshot"] == 1
                 await drive(server, 50)
@@ -146,14 +166,16 @@ async def test_metrics_and_health_follow_a_gap_and_a_disconnect(path: str, monke
                 assert any("reconnects in the last" in r or "not synchronised" in r for r in body["reasons"])
                 await server.wait_subscribed(f"depth.{NAT}", connection_id=max(server.connections))
                 assert await scrape.value("backpack_ws_reconnects_total") == reconnects + 1
-                assert await scrape.value("backpack_book_resyncs_total", symbol=SYM,
-                                          reason="reconnect") >= 1
+                assert await scrape.value("backpack_book_resyncs_total", symbol=SYM, reason="reconnect") >= 1
                 assert await scrape.value("backpack_book_resyncs_total", symbol=SYM) > resyncs
                 await drive(server, 200)
                 await until(lambda: in_step(collector, server), "the book after the reconnect", timeout=15)
                 body = await scrape.wait_status("ok", "after recovering from the disconnect")
                 assert body["connection"]["reconnects"] == reconnects + 1
-                assert collector.books[SYM] == {k: dict(v) for k, v in server.book(NAT).items()} or path == "ccxt"
+                assert (
+                    collector.books[SYM] == {k: dict(v) for k, v in server.book(NAT).items()}
+                    or path == "ccxt"
+                )
                 port = feed.health_server.port
             # stopped with the feed: nothing listens any more
             assert feed.health_server is None
@@ -163,11 +185,16 @@ async def test_metrics_and_health_follow_a_gap_and_a_disconnect(path: str, monke
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
     gaps = [d for d in lines if d["cause"] == "gap"]
     assert len(gaps) == 1, gaps
-    assert (gaps[0]["path"], gaps[0]["feed"], gaps[0]["symbol"], gaps[0]["stream"]) == (path, "BACKPACK", SYM,
-                                                                                          f"depth.{NAT}")
-    # the reconnect: the book's resync with its cause, and the lost connection by its id (native) or stream (ccxt)
+    assert (gaps[0]["path"], gaps[0]["feed"], gaps[0]["symbol"], gaps[0]["stream"]) == (
+        path,
+        "BACKPACK",
+        SYM,
+        f"depth.{NAT}",
+    )
+    # the reconnect: the book's resync with its cause, the lost connection by id (native) or stream (ccxt)
     assert [(d["level"], d["symbol"], d["stream"]) for d in lines if d["cause"] == "reconnect"] == [
-        ("INFO", SYM, f"depth.{NAT}")]
+        ("INFO", SYM, f"depth.{NAT}")
+    ]
     if path == "native":
         lost = [d for d in lines if d["logger"] == "backpack.session" and "reconnecting" in d["message"]]
         assert lost and lost[0]["connection"] == "ws-1" and lost[0]["feed"] == "BACKPACK" and lost[0]["cause"]

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level", default="WARNING", type=_log_level, metavar="LEVEL",
-        help="log records at this level and above to stderr as JSON lines, secrets scrubbed (default WARNING)",
+        help="log at this level and above to stderr as JSON lines, secrets scrubbed (default WARNING)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _REGISTRY.values():
@@ -139,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise argparse.ArgumentTypeError(f"log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL {got(text)}")
+        raise argparse.ArgumentTypeError(
+            f"log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL {got(text)}"
+        )
     return level
 
 
