@@ -394,6 +394,10 @@ class Registry:
                 family = families.get(name)
                 if family is not None:
                     family.samples.append(({k: str(labels[k]) for k in spec.labels}, float(value)))
+        for family in families.values():
+            keys = [tuple(sorted(labels.items())) for labels, _ in family.samples]
+            if len(keys) != len(set(keys)):
+                raise UnknownMetric(f"{family.spec.name}: one series reported twice (two sources for one value)")
         return list(families.values())
 
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:

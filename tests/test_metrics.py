@@ -50,6 +50,14 @@ def test_a_collector_yielding_what_the_catalogue_lacks_fails_loudly(sample: tupl
         r.collect()
 
 
+def test_one_value_has_one_source() -> None:
+    r = Registry({"path": NATIVE})
+    r.counter("backpack_errors_total").inc("internal")
+    r.add_collector(lambda: [("backpack_errors_total", {"kind": "internal"}, 3)])
+    with pytest.raises(UnknownMetric, match="reported twice"):
+        r.collect()
+
+
 def test_collect_lists_every_metric_of_the_path_and_only_those() -> None:
     native = {f.spec.name for f in Registry({"path": NATIVE}).collect()}
     ccxt = {f.spec.name for f in Registry({"path": CCXT}).collect()}
