@@ -112,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         "73 cannot write output, 76 unsupported recording version",
     )
     parser.add_argument(
-        "--log-level", default="WARNING", type=_log_level, metavar="LEVEL",
-        help="log at this level and above to stderr as JSON lines, secrets scrubbed (default WARNING)",
+        "--log-level", default=None, type=_log_level, metavar="LEVEL",
+        help="log at this level and above to stderr as JSON lines, secrets scrubbed (default WARNING; "
+             "replay shows the replayed feed's log only with -v)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _REGISTRY.values():
@@ -133,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     try:
-        with json_logging(args.log_level):
+        with json_logging(args.log_level or "WARNING"):
             return args._run(args)
     except CliError as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)  # built not to need it: belt and braces
