@@ -22,6 +22,7 @@ rule 2 only.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -47,15 +48,25 @@ def from_ccxt(value: Any, decimals: int | None = None) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return canonical_decimal(repr(value))
-        text = repr(value)
-        if decimals is not None:
-            rounded = Decimal(text).quantize(Decimal(1).scaleb(-decimals))
-            if float(rounded) == value:
-                text = str(rounded)
-        return canonical_decimal(text)
+        return _from_float(value, decimals)
     return canonical_decimal(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _from_float(value: float, decimals: int | None) -> str | None:
+    """Book levels repeat the same few thousand numbers: cached, this is most of the oracle's output work."""
+    if not math.isfinite(value):
+        return canonical_decimal(repr(value))
+    text = repr(value)
+    if decimals is not None and "e" not in text and "." in text and len(text) - text.index(".") - 1 > decimals:
+        rounded = Decimal(text).quantize(Decimal(1).scaleb(-decimals))
+        if float(rounded) == value:
+            text = str(rounded)
+    elif decimals is not None and "e" in text:
+        rounded = Decimal(text).quantize(Decimal(1).scaleb(-decimals))
+        if float(rounded) == value:
+            text = str(rounded)
+    return canonical_decimal(text)
 
 
 def ms_to_us(ms: Any) -> int | None:

@@ -27,7 +27,7 @@ from .provenance import Frames
 
 REGISTRY = Path(__file__).resolve().parent / "registry"
 KINDS = ("value", "only_a", "only_b")
-WHEN_KEYS = frozenset({"a", "b", "frame", "a_record", "b_record", "oracle_error", "same_double"})
+WHEN_KEYS = frozenset({"a", "b", "frame", "a_record", "b_record", "oracle_error", "same_double", "frame_repeats"})
 
 
 class RegistryError(ValueError):
@@ -273,6 +273,10 @@ def _rule_holds(rule: Rule, ev: _Eval, fd: FieldDiff | None) -> bool:
     if "oracle_error" in when:
         frame = _frame_of(ev.diff)
         if frame is None or ev.ctx.oracle_errors.get(frame) not in when["oracle_error"]:
+            return False
+    if "frame_repeats" in when:
+        frames, frame = ev.ctx.frames, _frame_of(ev.diff)
+        if frames is None or frame is None or not frames.repeats(frame, tuple(when["frame_repeats"])):
             return False
     if "same_double" in when and (fd is None or _same_double(fd.a, fd.b) != bool(when["same_double"])):
         return False

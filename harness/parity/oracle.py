@@ -256,6 +256,8 @@ class CcxtOracle:
     def _market(ex: Any, ccxt_symbol: Any, market_id: Any = None) -> tuple[str | None, int | None, int | None]:
         """(schema symbol, price places, amount places) of a ccxt market (by symbol, else by id)."""
         market = ex.markets.get(ccxt_symbol) if isinstance(ccxt_symbol, str) and ex.markets else None
+        if market is None and market_id is None and isinstance(ccxt_symbol, str) and "/" not in ccxt_symbol:
+            market_id = ccxt_symbol  # ccxt's safe_symbol of a market it does not know is the exchange's id
         if market is None and isinstance(market_id, str):
             found = (ex.markets_by_id or {}).get(market_id)
             market = found[0] if isinstance(found, list) and found else found
@@ -278,21 +280,21 @@ class CcxtOracle:
             self._book_after_delta(ex, self._applied[-1], index, receipt)
 
     def _r_trade(self, ex: Any, t: Any, data: Any, index: int, receipt: int) -> dict[str, Any]:
-        symbol, pp, ap = self._market(ex, t.get("symbol"))
+        symbol, pp, ap = self._market(ex, t.get("symbol"), _s(data))
         r = self._base("trade", symbol, ms_to_us(t.get("timestamp")), index, receipt)
         r.update(id=None if t.get("id") is None else str(t["id"]), side=t.get("side"),
                  price=from_ccxt(t.get("price"), pp), amount=from_ccxt(t.get("amount"), ap))
         return r
 
     def _r_bbo(self, ex: Any, t: Any, data: Any, index: int, receipt: int) -> dict[str, Any]:
-        symbol, pp, ap = self._market(ex, t.get("symbol"))
+        symbol, pp, ap = self._market(ex, t.get("symbol"), _s(data))
         r = self._base("bbo", symbol, ms_to_us(t.get("timestamp")), index, receipt)
         r.update(bid=from_ccxt(t.get("bid"), pp), bid_size=from_ccxt(t.get("bidVolume"), ap),
                  ask=from_ccxt(t.get("ask"), pp), ask_size=from_ccxt(t.get("askVolume"), ap), sequence=None)
         return r
 
     def _r_ticker(self, ex: Any, t: Any, data: Any, index: int, receipt: int) -> dict[str, Any]:
-        symbol, pp, ap = self._market(ex, t.get("symbol"))
+        symbol, pp, ap = self._market(ex, t.get("symbol"), _s(data))
         r = self._base("ticker", symbol, ms_to_us(t.get("timestamp")), index, receipt)
         r.update(open=from_ccxt(t.get("open"), pp), high=from_ccxt(t.get("high"), pp),
                  low=from_ccxt(t.get("low"), pp), close=from_ccxt(t.get("close"), pp),
@@ -315,7 +317,7 @@ class CcxtOracle:
         return r
 
     def _r_order(self, ex: Any, o: Any, data: Any, index: int, receipt: int) -> list[dict[str, Any]]:
-        symbol, pp, ap = self._market(ex, o.get("symbol"))
+        symbol, pp, ap = self._market(ex, o.get("symbol"), _s(data))
         info = o.get("info") or {}
         ts = ms_to_us(o.get("timestamp"))
         r = self._base("order", symbol, ts, index, receipt)
@@ -349,7 +351,7 @@ class CcxtOracle:
         return r
 
     def _r_position(self, ex: Any, p: Any, data: Any, index: int, receipt: int) -> dict[str, Any]:
-        symbol, pp, ap = self._market(ex, p.get("symbol"))
+        symbol, pp, ap = self._market(ex, p.get("symbol"), _s(data))
         quantity = from_ccxt(p.get("contracts"), ap)
         if quantity is not None and p.get("side") == "short":  # ccxt: unsigned contracts plus a side
             quantity = from_ccxt(-abs(Decimal(quantity)))
@@ -433,6 +435,12 @@ def _frame_stream(text: Any) -> str:
         return ""
     stream = doc.get("stream") if isinstance(doc, dict) else None
     return stream if isinstance(stream, str) else ""
+
+
+def _s(data: Any) -> str | None:
+    """The frame's market id: where ccxt does not know the market, its record is named by this."""
+    value = data.get("s") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _raw_levels(levels: Any) -> list[list[str | None]]:

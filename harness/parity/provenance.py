@@ -77,6 +77,19 @@ class Frames:
             self._data[index] = parsed
         return self._data[index]
 
+    def repeats(self, index: int, fields: tuple[str, ...]) -> bool:
+        """Did an earlier frame carry the same values (as text) of ``fields``? (the exchange repeating itself)"""
+        data = self.data(index)
+        if data is None or any(data.get(f) is None for f in fields):
+            return False
+        key = tuple(str(data.get(f)) for f in fields)
+        for i in range(index - 1, -1, -1):
+            if isinstance(self.events[i], WsRecv):
+                other = self.data(i)
+                if other is not None and tuple(str(other.get(f)) for f in fields) == key:
+                    return True
+        return False
+
     def time_t(self, index: int | None) -> int | None:
         """The event's monotonic offset (ns from the recording's start)."""
         if index is None or not 0 <= index < len(self.events):

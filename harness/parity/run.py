@@ -112,10 +112,39 @@ def _label(d: Difference) -> str:
     return ",".join(f"{f.field}:{f.explained_by or 'unexplained'}" for f in d.fields)
 
 
-def summarize(p: Parity) -> dict[str, Any]:
+class _ReceiptTimes:
+    """Stands in for ``Frames`` where there is no recording (live): times from receipts, no frame text."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        receipts = [r["receipt"] for r in records if type(r.get("receipt")) is int and r["receipt"] > 0]
+        self.start = min(receipts, default=0)
+        self.events: list[Any] = []
+        self._by_frame: dict[int, int] = {}
+
+    def text(self, index: int | None) -> str:
+        return ""
+
+    def time_t(self, index: int | None) -> int | None:
+        return None if index is None else index
+
+
+def _summary_of(comparison: Comparison, native: list[dict[str, Any]], other: list[dict[str, Any]], *, name: str
+                ) -> dict[str, Any]:
+    """The summary of a comparison that has no recording behind it (live shadow)."""
+    times = _ReceiptTimes(native + other)
+    for r in native + other:  # live records have no frame: their time is the receipt, as ns from the start
+        if type(r.get("receipt")) is int and r.get("frame") is None:
+            r["frame"] = (r["receipt"] - times.start) * 1000
+    oracle = OracleResult(records=other)
+    p = Parity(name, comparison, native, oracle, times, [], {}, "")  # type: ignore[arg-type]
+    return summarize(p, header=None)
+
+
+def summarize(p: Parity, header: Any = "read") -> dict[str, Any]:
     from harness.recording.reader import read_header
 
-    header = read_header(p.path)
+    if header == "read":
+        header = read_header(p.path)
     channels: dict[str, Any] = {}
     by_entry: Counter[str] = Counter()
     examples: list[dict[str, Any]] = []
@@ -164,12 +193,13 @@ def summarize(p: Parity) -> dict[str, Any]:
     markers = _markers(p)
     book_context = _book_context(p, first_divergence) if first_divergence else None
     not_compared = Counter(r.get("type") for r in p.native if r.get("type") in NOT_COMPARED)
-    span = max((e.t for e in p.frames.events), default=0)
+    span = max([*(e.t for e in p.frames.events), *(t["t"] or 0 for t in timeline)], default=0)
     return {
         "recording": os.path.basename(p.path), "path": p.path, "sha256": p.sha256,
-        "header": {"created_at": header.created_at, "symbols": list(header.symbols), "channels": list(header.channels),
-                   "versions": dict(header.versions), "description": (header.meta or {}).get("plan")},
-        "span_ns": span, "frames": p.oracle.frames, "native_lines": len(p.native), "ccxt_records": len(p.oracle.records),
+        "header": None if header is None else {
+            "created_at": header.created_at, "symbols": list(header.symbols), "channels": list(header.channels),
+            "versions": dict(header.versions)},
+        "span_ns": span, "frames": p.oracle.frames or len(p.native), "native_lines": len(p.native), "ccxt_records": len(p.oracle.records),
         "seconds": p.seconds, "channels": channels, "deviations": dict(by_entry),
         "unexplained": p.comparison.unexplained, "examples": examples,
         "timeline": _thin(timeline), "markers": markers, "first_divergence": first_divergence,
