@@ -30,6 +30,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=depth, default=10, help="book levels per side compared (default 10)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="recordings compared at once, one process each (default: the CPU count)")
+    parser.add_argument("--registry", metavar="DIR", help="deviation registry to apply (default: the bundled one; an "
+                        "empty folder shows every difference as unexplained)")
     parser.add_argument("--live", action="store_true",
                         help="shadow mode: run BackpackFeed and BackpackCcxtFeed side by side against a loopback "
                         "server and compare them (no RECORDING)")
@@ -45,7 +47,7 @@ def _quiet() -> None:
     logging.basicConfig(level=logging.CRITICAL + 1, force=True)
 
 
-def _work(path: str, depth_: int) -> dict[str, Any]:
+def _work(path: str, depth_: int, registry: str | None = None) -> dict[str, Any]:
     """Process-pool unit: one recording end to end; failures come back as data, never as a traceback."""
     _quiet()
     from harness.parity.run import analyze
@@ -54,7 +56,7 @@ def _work(path: str, depth_: int) -> dict[str, Any]:
     from harness.transports.replay import ReplayError
 
     try:
-        return {"ok": analyze(path, depth=depth_)}
+        return {"ok": analyze(path, depth=depth_, registry=registry)}
     except (RecordingError, ReplaySetupError, ReplayError) as exc:
         code = exit_code(exc) if not isinstance(exc, ReplaySetupError) else 65
         return {"error": {"recording": os.path.basename(path), "path": path, "error": " ".join(str(exc).split()),
@@ -92,10 +94,10 @@ def _run_recordings(args: argparse.Namespace) -> tuple[list[dict[str, Any]], lis
         if jobs == 1:
             for i, path in enumerate(paths):
                 update(i, os.path.basename(path))
-                results[path] = _work(path, args.depth)
+                results[path] = _work(path, args.depth, args.registry)
         else:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = {pool.submit(_work, path, args.depth): path for path in paths}
+                futures = {pool.submit(_work, path, args.depth, args.registry): path for path in paths}
                 update(0, f"{jobs} processes")
                 for done, future in enumerate(as_completed(futures), 1):
                     results[futures[future]] = future.result()
@@ -124,7 +126,12 @@ def _run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(EXIT_CANTCREAT, f"cannot create {args.out}: {exc.strerror or exc}") from None
-    entries = load_registry()
+    from harness.parity.deviations import RegistryError
+
+    try:
+        entries = load_registry(Path(args.registry)) if args.registry else load_registry()
+    except (RegistryError, OSError) as exc:
+        raise CliError(EXIT_USAGE, f"registry: {exc}") from None
     if args.live:
         import asyncio
 

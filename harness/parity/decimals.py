@@ -6,10 +6,10 @@ ccxt parses the exchange's decimal strings to IEEE doubles. The rule used for th
 2. A finite float ``x`` first becomes its shortest round-trip text (``repr``), never ``Decimal(x)``
    (which would print the binary expansion, ``0.1`` -> ``0.1000000000000000055...``).
 3. When the market's precision for that field is known (price tick or amount step from ccxt's
-   ``market["precision"]``), the text is rounded to the tick's number of decimal places *if and only if*
-   the rounded decimal's nearest double is ``x`` itself. This recovers the wire text for values ccxt
-   computed in float arithmetic (``0.1 + 0.2`` -> ``0.3`` at a 0.01 tick) but never moves a value: a
-   size that is off the tick grid keeps its own digits.
+   ``market["precision"]``) and ``x`` lies within ``NOISE_ULPS`` units in the last place of a value on
+   that grid, the grid value is taken: the exchange only sends values on its grid, so the excess is
+   noise from ccxt's float arithmetic (``0.1 + 0.2`` -> ``0.3`` at a 0.01 tick). A value off the grid by
+   more than noise (``0.125`` at a 0.01 tick) keeps its own digits: the rule never hides a real value.
 4. Then ``canonical_decimal`` (trailing zeros dropped, ``-0`` is ``0``).
 
 Limits (why the comparator still compares what ccxt holds, not what the wire said): a double carries
@@ -27,6 +27,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from backpack.protocol.normalized import canonical_decimal
+
+NOISE_ULPS = 4
+"""How far (in units in the last place of the double) from the market's grid counts as float noise."""
 
 
 def places(tick: Any) -> int | None:
@@ -58,13 +61,9 @@ def _from_float(value: float, decimals: int | None) -> str | None:
     if not math.isfinite(value):
         return canonical_decimal(repr(value))
     text = repr(value)
-    if decimals is not None and "e" not in text and "." in text and len(text) - text.index(".") - 1 > decimals:
+    if decimals is not None and ("e" in text or ("." in text and len(text) - text.index(".") - 1 > decimals)):
         rounded = Decimal(text).quantize(Decimal(1).scaleb(-decimals))
-        if float(rounded) == value:
-            text = str(rounded)
-    elif decimals is not None and "e" in text:
-        rounded = Decimal(text).quantize(Decimal(1).scaleb(-decimals))
-        if float(rounded) == value:
+        if abs(float(rounded) - value) <= NOISE_ULPS * math.ulp(value):
             text = str(rounded)
     return canonical_decimal(text)
 

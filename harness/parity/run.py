@@ -275,9 +275,10 @@ def _book_context(p: Parity, first: dict[str, Any]) -> dict[str, Any] | None:
             "around": [{"sequence": s, "native": native.get(s), "ccxt": ccxt.get(s)} for s in nearest]}
 
 
-def analyze(path: str, depth: int | None = DEFAULT_DEPTH) -> dict[str, Any]:
+def analyze(path: str, depth: int | None = DEFAULT_DEPTH, registry: str | None = None) -> dict[str, Any]:
     """One recording end to end, as a plain dict (the process-pool unit of work)."""
-    return summarize(run_parity(path, depth=depth))
+    entries = load_registry(Path(registry)) if registry else None
+    return summarize(run_parity(path, depth=depth, entries=entries))
 
 
 __all__ = ["GATED_TYPES", "NOT_COMPARED", "PRIVATE_TYPES", "PUBLIC_TYPES", "Parity", "analyze", "compare_streams",
