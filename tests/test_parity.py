@@ -205,7 +205,8 @@ def test_the_gate_fails_when_differences_are_unexplained_and_the_three_reports_c
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
     report = json.loads((out / "report.json").read_text())
     assert report["verdict"]["ga_gate"] == "pass" and report["recordings"][0]["sha256"]
-    assert "GA gate PASS" in (out / "report.md").read_text().split("\n", 4)[2]
+    head = (out / "report.md").read_text().splitlines()[:5]
+    assert head[2] == "## Verdict: **PASS**" and head[4].startswith("GA gate PASS")
     empty = tmp_path / "no-registry"
     empty.mkdir()
     assert main(["parity", str(path), "--out", str(tmp_path / "strict"), "--registry", str(empty),
