@@ -22,8 +22,8 @@ rule 2 only.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from backpack.protocol.normalized import canonical_decimal

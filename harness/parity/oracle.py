@@ -34,9 +34,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from decimal import Decimal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
