@@ -246,3 +246,13 @@ def test_every_bundled_recording_trades_and_books_match_after_registered_deviati
     private = by_name["private.jsonl.zst"]["deviations"]
     assert private.get("ccxt-04-order-fill-fields", 0) > 0 and private.get("ccxt-05-position-fields", 0) > 0
     assert private.get("ccxt-08-trigger-order-size", 0) > 0
+
+
+@pytest.mark.e2e
+async def test_live_shadow_parity_compares_both_feeds_against_the_loopback_server() -> None:
+    from harness.parity.live import run_live
+
+    summary = await run_live(seed=2, steps=300, depth=10)
+    trade, book = summary["channels"]["trade"], summary["channels"]["book"]
+    assert trade["paired"] > 50 and trade["unexplained"] == 0
+    assert book["paired"] > 5 and book["unexplained"] == 0  # ccxt's coalesced states equal the native ones

@@ -228,9 +228,14 @@ def _levels_equal(a: Any, b: Any) -> bool:
 
 
 def compare(a: Stream, b: Stream, *, depth: int | None = DEFAULT_DEPTH, types: Sequence[str] | None = None,
-            alignments: Sequence[Alignment] = (), classify: Callable[[Difference], None] | None = None
-            ) -> Comparison:
-    """Compare every type present on either side (or ``types``); ``classify`` may label each difference."""
+            alignments: Sequence[Alignment] = (), classify: Callable[[Difference], None] | None = None,
+            book_holes: bool = True) -> Comparison:
+    """Compare every type present on either side (or ``types``); ``classify`` may label each difference.
+
+    ``book_holes=False`` counts a book state missing inside the other side's run as not comparable instead
+    of a difference: for a side that delivers coalesced states by design (a live ccxt feed returns from
+    ``watch_order_book`` once per batch of deltas).
+    """
     resolution = max(a.resolution_us, b.resolution_us)
     by_type_a: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_type_b: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -243,7 +248,7 @@ def compare(a: Stream, b: Stream, *, depth: int | None = DEFAULT_DEPTH, types: S
     channels: dict[str, ChannelResult] = {}
     for kind in wanted:
         if kind == "book":
-            result = _compare_books(by_type_a, by_type_b, depth)
+            result = _compare_books(by_type_a, by_type_b, depth, book_holes)
         else:
             result = _compare_keyed(kind, by_type_a.get(kind, []), by_type_b.get(kind, []), resolution,
                                     overrides.get(kind))
@@ -325,7 +330,7 @@ def _inside(runs: list[_Run], seq: int) -> bool:
 
 
 def _compare_books(by_type_a: Mapping[str, list[dict[str, Any]]], by_type_b: Mapping[str, list[dict[str, Any]]],
-                   depth: int | None) -> ChannelResult:
+                   depth: int | None, holes: bool = True) -> ChannelResult:
     a_records = [*by_type_a.get("book", []), *by_type_a.get("book_resync", [])]
     b_records = [*by_type_b.get("book", []), *by_type_b.get("book_resync", [])]
     a_records.sort(key=lambda r: (_int(r.get("receipt")) or 0))
@@ -350,12 +355,12 @@ def _compare_books(by_type_a: Mapping[str, list[dict[str, Any]]], by_type_b: Map
                 else:
                     result.matched += 1
             elif x is not None:
-                if _inside(rb, seq):
+                if holes and _inside(rb, seq):
                     result.differences.append(Difference("only_a", "book", symbol, (symbol, seq), x, None))
                 else:
                     result.not_comparable_a += 1
             elif y is not None:
-                if _inside(ra, seq):
+                if holes and _inside(ra, seq):
                     result.differences.append(Difference("only_b", "book", symbol, (symbol, seq), None, y))
                 else:
                     result.not_comparable_b += 1

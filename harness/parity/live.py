@@ -4,7 +4,8 @@ Both feeds run in one cryptofeed ``FeedHandler`` against a fresh loopback server
 does), on the same streams; the market moves only once both are subscribed to every stream. The native
 side is normalized by ``backpack.protocol.normalized`` straight from its Router (as the recorder does);
 the ccxt side is what the legacy feed hands to cryptofeed callbacks (trades and L2 books), normalized
-here. Both go through ``harness.parity.compare`` with the registry's rules; rules that need the frame
+here. The legacy feed delivers a book once per ``watch_order_book`` return (coalesced), so native states
+between two of its states are not comparable rather than missing. Both go through ``harness.parity.compare`` with the registry's rules; rules that need the frame
 behind a record cannot fire live (there is no recording), so a live report is stricter than an offline
 one. This is the migration runbook's shadow phase.
 """
@@ -110,7 +111,7 @@ async def run_live(*, seed: int = 2, steps: int = 1200, symbols: list[str] | Non
     native = [json.loads(line) for line in native_lines]
     comparison = compare(Stream("native", native), Stream("ccxt", ccxt.records, CCXT_TIME_RESOLUTION_US),
                          depth=depth, types=["trade", "book"], alignments=alignments(entries),
-                         classify=classifier(entries, Context()))
+                         classify=classifier(entries, Context()), book_holes=False)
     from .run import _summary_of
 
     summary = _summary_of(comparison, native, ccxt.records, name=f"live loopback (seed {seed}, {steps} steps"
