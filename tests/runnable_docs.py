@@ -1,7 +1,8 @@
 """Find the fenced blocks of the docs marked ``runnable`` and run them as a reader would.
 
 The convention is in ``docs/README.md`` ("Runnable blocks"). In short, the info string of the fence is
-``<language> runnable [option=value ...]``, for example ```` ```sh runnable exit=5 ````. ``sh`` blocks
+``<language> runnable [option=value ...]``, for example ```` ```sh runnable exit=5 ````, or the fence stays
+plain and the line before it is ``<!-- runnable [option=value ...] -->``. ``sh`` blocks
 run with ``sh -e``, ``python`` blocks with the project's interpreter, and blocks with ``file=PATH`` are
 written to PATH for later blocks instead of being run. All blocks of one page run in order, in one
 working directory (a scratch copy that holds ``recordings/``, ``examples/``, ``bench/``, ``docs/`` and
@@ -34,6 +35,7 @@ _FENCE = re.compile(r"^(?P<indent>[ ]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 # Production hosts never appear in a block that runs; commands that default to production need --rest.
 _PRODUCTION = re.compile(r"backpack\.exchange")
 _DEFAULTS_TO_PRODUCTION = re.compile(r"backpack-harness\s+(record|auth-check)\b|examples/observability\.py")
+_COMMENT = re.compile(r"^\s*<!--\s*runnable(?P<options>(?:\s+[^\s>]+)*)\s*-->\s*$")
 _COPIED = ("recordings",)
 _LINKED = ("examples", "bench", "docs")
 
@@ -127,10 +129,25 @@ def _fences(text: str) -> tuple[list[tuple[int, list[str], str]], str]:
     return out, "\n".join(kept) + "\n"
 
 
+def _comment_marker(lines: list[str], fence_line: int) -> list[str] | None:
+    """The words after ``runnable`` of an HTML comment ``<!-- runnable [option=value ...] -->`` on the line
+    before the fence (blank lines between allowed), or None. The comment form is the same marker for pages
+    whose fences must stay plain."""
+    i = fence_line - 2
+    while i >= 0 and not lines[i].strip():
+        i -= 1
+    m = _COMMENT.match(lines[i]) if i >= 0 else None
+    return None if m is None else m["options"].split()
+
+
 def blocks(path: Path) -> list[Block]:
     """Every fenced block of ``path`` marked runnable; BlockError for a malformed marker."""
     found: list[Block] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
     for line, words, code in fences(path):
+        comment = _comment_marker(lines, line)
+        if comment is not None and words and MARKER not in words[1:]:
+            words = [words[0], MARKER, *comment]
         if MARKER not in words[1:]:
             continue
         where = Block(path, line, "", "").where

@@ -104,6 +104,15 @@ def test_blocks_of_a_page_share_a_directory_and_files_are_written_not_run(tmp_pa
     assert _outcomes(tmp_path, body) == [None, None, None]
 
 
+def test_an_html_comment_before_a_plain_fence_marks_it_too(tmp_path: Path) -> None:
+    """The comment form carries the same options; a comment with prose between it and the fence marks nothing."""
+    body = ("<!-- runnable exit=3 -->\n```sh\nexit 3\n```\n\n<!-- runnable -->\n\n```sh\nexit 4\n```\n\n"
+            "<!-- runnable -->\nSome prose.\n```sh\nexit 5\n```\n\n```sh\nexit 6\n```\n")
+    assert _outcomes(tmp_path, body) == [None, "exited 4, expected 0"]
+    with pytest.raises(BlockError):
+        blocks(_page(tmp_path, "<!-- runnable -->\n```sh\nbackpack-harness record --out x.jsonl\n```\n"))
+
+
 def test_an_interrupted_block_passes_only_if_it_stops_cleanly(tmp_path: Path) -> None:
     body = ("```python runnable interrupt=1\nimport time\ntry:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
             "    pass\n```\n\n```python runnable interrupt=1\nimport time\ntime.sleep(30)\n```\n")
