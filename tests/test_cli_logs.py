@@ -41,6 +41,8 @@ def test_demo_logs_json_lines_on_stderr_at_the_level_asked(
     assert native and native[0]["logger"] == "backpack.feed" and native[0]["level"] == "INFO"
     assert native[0]["feed"] == "BACKPACK" and native[0]["path"] == "native"
     assert {d["level"] for d in docs} <= {"INFO", "WARNING", "ERROR"}  # nothing below the level asked
+    # the demo's injected gap: the native feed's resync, as a structured WARNING with its cause
+    assert any(d["level"] == "WARNING" and d["cause"] == "gap" and d["symbol"] == "SOL-USDC" for d in docs)
     assert root.handlers == handlers and root.level == level  # nothing left behind
 
 
