@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ EXIT_DATAERR = 65
 EXIT_NOINPUT = 66
 EXIT_CANTCREAT = 73
 EXIT_UNSUPPORTED = 76
+EXIT_PIPE = 141  # what a shell reports for a process that SIGPIPE ended: `... | head` stopped reading
 
 
 
@@ -109,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 internal error, 2 invalid key material, 3 clock drift, "
         "4 endpoint unreachable or bad answer, 5 conformance failure, 64 usage error, "
         "65 damaged recording or bad format, 66 recording missing, unreadable or empty, "
-        "73 cannot write output, 76 unsupported recording version",
+        "73 cannot write output, 76 unsupported recording version, 141 the reader of stdout went away",
     )
     parser.add_argument(
         "--log-level", default=None, type=_log_level, metavar="LEVEL",
@@ -135,7 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     try:
         with json_logging(args.log_level or "WARNING"):
-            return args._run(args)
+            code = args._run(args)
+            sys.stdout.flush()  # inside the try: a reader that went away shows up here, not at exit
+            return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except CliError as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)  # built not to need it: belt and braces
         return exc.code
@@ -147,6 +153,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _reader_went_away() -> int:
+    """Quiet, like any Unix tool whose pipe closed."""
+    stdout_to_devnull()
+    return EXIT_PIPE
+
+
+def stdout_to_devnull() -> None:
+    """After a reader went away: so the interpreter's last flush of stdout cannot fail either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a descriptor (a test's capture)
+        pass
 
 
 # -- shared argument helpers -------------------------------------------------------------------

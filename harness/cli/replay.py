@@ -14,7 +14,16 @@ import os
 import sys
 
 from backpack.logs import install_json_logging
-from harness.cli import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_OK, EXIT_USAGE, CliError, Subcommand, register
+from harness.cli import (
+    EXIT_CANTCREAT,
+    EXIT_DATAERR,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Subcommand,
+    register,
+    stdout_to_devnull,
+)
 from harness.cli._recordings import cli_error, depth, offset, positive, progress_bar
 from harness.recording.format import WsRecv
 from harness.recording.reader import RecordingError, read_recording
@@ -59,8 +68,7 @@ class _Stdout:
 
     def gone(self) -> None:
         self.closed = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush does not fail either
+        stdout_to_devnull()
 
     def flush(self) -> None:
         if not self.closed:
