@@ -108,7 +108,7 @@ class CoreReplay:
         self.router = Router(accept=accepted(feed.subscription))
         self.retries = feed.bp_config.rest_retries
         self.breaker_threshold = feed.bp_config.breaker_threshold
-X
+        self.retry_after_max = 60.0  # backpack.rest.RestClient's default
         self.normalizer = Normalizer.for_router(self.router, depth=depth)
         self.stats = CoreStats()
         self._exchanges: dict[str, _Exchange] = {}  # by conn
