@@ -1,0 +1,149 @@
+"""One side of a comparison: a normalized output file, or a recording replayed by this revision.
+
+Both stream ``Item``s (a line and, for a replay, the index of the recording event that produced it), so
+two sides of any size can be compared in one pass. A recording is replayed by the core
+(``harness.bisect.core``) where it can be, else by the full feed (``harness.replay``); ``mode`` forces one.
+The last few events of a replayed recording are kept, so the frame behind a line can be shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import zstandard
+
+from backpack.protocol.normalized import DEFAULT_DEPTH
+from harness.recording.format import FORMAT_NAME, Event
+from harness.recording.reader import ZSTD_MAGIC, Recording, RecordingHeaderError, RecordingReader, read_recording
+
+MODES = ("auto", "core", "feed")
+_KEEP = 512  # events kept behind the replay, to show the frame behind a line
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    line: str
+    frame: int | None = None  # index of the recording event behind the line (None: not a replay)
+
+
+def is_recording(path: str | os.PathLike[str]) -> bool:
+    """A recording (its header names the format) rather than a file of normalized lines."""
+    try:
+        RecordingReader(path).close()
+    except RecordingHeaderError:
+        first = next(_file_items(os.fspath(path)), None)
+        try:
+            obj = json.loads(first.line) if first is not None else None
+        except ValueError:
+            return False
+        if isinstance(obj, dict) and obj.get("format") == FORMAT_NAME:
+            raise  # a recording with a broken header or an unknown version: say so
+        return False
+    return True
+
+
+class Side:
+    """``items()`` once; then ``event(i)`` for an event near the last items, ``mode_used`` says which replay."""
+
+    def __init__(self, path: str | os.PathLike[str], *, mode: str = "auto", depth: int | None = DEFAULT_DEPTH,
+                 name: str | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.path = os.fspath(path)
+        self.name = name or os.path.basename(self.path)
+        self.mode = mode
+        self.depth = depth
+        self.recording = is_recording(self.path)
+        self.mode_used: str | None = None if self.recording else "file"
+        self.fallback: str | None = None  # why the core could not replay it
+        self._kept: deque[tuple[int, Event]] = deque(maxlen=_KEEP)
+        self._all: Recording | None = None
+        self.damage: Any = None
+
+    def items(self) -> Iterator[Item]:
+        if not self.recording:
+            yield from _file_items(self.path)
+            return
+        if self.mode == "feed":
+            yield from self._feed(0)
+            return
+        from .core import CoreUnsupported
+
+        done = 0
+        try:
+            for line, frame in self._core():
+                done += 1
+                yield Item(line, frame)
+        except CoreUnsupported as exc:
+            if self.mode == "core":
+                raise
+            self.fallback = str(exc)
+            yield from self._feed(done)
+            return
+
+    def _core(self) -> Iterator[tuple[str, int]]:
+        from .core import CoreReplay
+        from .timeline import Timeline
+
+        timeline = Timeline(self.path)
+        kept = self._kept
+
+        def tap() -> Iterator[Event]:
+            for i, event in enumerate(timeline.events()):
+                kept.append((i, event))
+                yield event
+
+        core = CoreReplay(timeline.header, depth=self.depth)
+        self.mode_used = "core"
+        yield from core.run(tap())
+        yield from core.finish()
+
+    def _feed(self, skip: int) -> Iterator[Item]:
+        from harness.replay import replay_stream
+
+        rec = self._all = read_recording(self.path)
+        self.damage = rec.damage
+        self.mode_used = "feed"
+        items: list[Item] = []
+        asyncio.run(replay_stream(rec, lambda _line: None, depth=self.depth,
+                                  provenance=lambda line, frame: items.append(Item(line, frame))))
+        yield from items[skip:]
+
+    def event(self, index: int | None) -> Event | None:
+        if index is None:
+            return None
+        if self._all is not None:
+            return self._all.events[index] if 0 <= index < len(self._all.events) else None
+        for i, event in self._kept:
+            if i == index:
+                return event
+        return None
+
+
+def _file_items(path: str) -> Iterator[Item]:
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+        fh.seek(0)
+        stream: Any = (zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+                       if magic == ZSTD_MAGIC else fh)
+        rest = b""
+        while True:
+            chunk = stream.read(1 << 20)
+            if not chunk:
+                break
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for raw in lines:
+                if raw.strip():
+                    yield Item(raw.rstrip(b"\r").decode("utf-8", "replace"))
+        if rest.strip():
+            yield Item(rest.rstrip(b"\r").decode("utf-8", "replace"))
+
+
+__all__ = ["MODES", "Item", "Side", "is_recording"]
