@@ -102,8 +102,10 @@ def _depth_symbol(event: HttpRequestEvent) -> str | None:
 class CoreReplay:
     """Drive with ``run(events)``; it yields ``(line, event_index)`` as the full replay would print lines."""
 
-    def __init__(self, header: Header, *, depth: int | None = DEFAULT_DEPTH) -> None:
+    def __init__(self, header: Header, *, depth: int | None = DEFAULT_DEPTH, lines: bool = True) -> None:
+        """``lines=False`` drives the Router alone (which snapshots get used, nothing printed): cheaper."""
         self.header = header
+        self.lines = lines
         feed = feed_for(header)
         self.router = Router(accept=accepted(feed.subscription))
         self.retries = feed.bp_config.rest_retries
@@ -195,9 +197,10 @@ class CoreReplay:
     def _emit(self, outputs: list[Any], index: int) -> Iterator[tuple[str, int]]:
         if not outputs:
             return
-        for line in self.normalizer.lines(outputs):
-            self.stats.lines += 1
-            yield line, index
+        if self.lines:
+            for line in self.normalizer.lines(outputs):
+                self.stats.lines += 1
+                yield line, index
         for out in outputs:
             if type(out) is FetchSnapshot:
                 yield from self._fetch(out.symbol, index)

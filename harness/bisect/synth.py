@@ -99,9 +99,12 @@ def _events(frames: int, config: MarketConfig, symbols: Sequence[str], channels:
 def write_synthetic(path: str | os.PathLike[str], frames: int, **options: Any) -> str:
     """Write a synthetic recording (``.jsonl`` or ``.jsonl.zst``); returns its path."""
     header, events = synthetic_events(frames, **options)
-    with RecordingWriter(path, header, block_events=5000) as writer:
+    writer = RecordingWriter(path, header, block_events=5000)
+    try:
         for event in events:
             writer.write(event)
+    finally:
+        writer.close(end=False)  # the stream ends with its own ``end``
     return os.fspath(path)
 
 
