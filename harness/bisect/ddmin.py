@@ -13,7 +13,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-class Tester:
+class Oracle:
     """``fails`` with a cache and a count of the real tests run."""
 
     def __init__(self, fails: Callable[[list[T]], bool], on_test: Callable[[int, int], None] | None = None) -> None:
@@ -70,4 +70,4 @@ def ddmin(units: Sequence[T], fails: Callable[[list[T]], bool]) -> list[T]:
     return current
 
 
-__all__ = ["Tester", "ddmin"]
+__all__ = ["Oracle", "ddmin"]

@@ -41,7 +41,7 @@ from harness.recording.reader import Recording, read_recording
 from harness.recording.writer import RecordingWriter
 
 from .core import DEPTH_PATH, CoreReplay, CoreUnsupported
-from .ddmin import Tester, ddmin
+from .ddmin import Oracle, ddmin
 from .invariants import REGISTRY, Violation, first_violation
 
 REGRESSIONS = Path(__file__).resolve().parents[2] / "recordings" / "regressions"
@@ -163,7 +163,7 @@ class Shrinker:
             except CoreUnsupported:
                 return False
 
-        tester = Tester(fails, self.on_test)
+        tester = Oracle(fails, self.on_test)
         kept = ddmin(units, tester)
         final = self.candidate(kept)
         violation = check(final)
@@ -192,7 +192,7 @@ class Shrinker:
             code = run(everything)
             if code in (0, 125):
                 raise ShrinkError(f"the check passes on the recording (exit {code}): nothing to shrink")
-            tester = Tester(lambda subset: run(self.candidate(subset)) == code, self.on_test)
+            tester = Oracle(lambda subset: run(self.candidate(subset)) == code, self.on_test)
             kept = ddmin(self.plan.units, tester)
             final = self.candidate(kept)
         return ShrinkResult(len(self.events), final.events, len(kept), tester.tests, time.monotonic() - started,
