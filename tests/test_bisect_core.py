@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.bisect.core import CoreUnsupported, core_lines
 from harness.bisect.synth import write_synthetic
@@ -50,7 +53,7 @@ def test_what_the_core_does_not_model_is_replayed_by_the_full_feed(tmp_path: Pat
 
     path = tmp_path / "s.jsonl"
     write_synthetic(path, 300, seed=2)
-    expected = [Item for Item in _full(read_recording(path))]
+    expected = _full(read_recording(path))
     original = core.CoreReplay.handle
 
     def refuse_late(self: core.CoreReplay, index: int, event: object):  # type: ignore[no-untyped-def]
@@ -85,3 +88,16 @@ def test_the_fast_reader_reads_what_the_careful_reader_reads_and_hands_damage_to
         for e in timeline.events():
             got.append(e)
     assert got == events[:39]
+
+
+@given(st.lists(st.decimals(allow_nan=False, allow_infinity=False), min_size=1, max_size=20))
+def test_the_normalizers_memoised_level_text_is_canonical_decimal_whatever_was_cached_before(
+        values: list[Decimal]) -> None:
+    """Equal Decimals in any spelling (1.0, 1, 1E+0, -0) print the canonical text of their value, memo or not."""
+    from backpack.protocol.normalized import _level_text, canonical_decimal
+
+    spellings = [*values, *(v.quantize(Decimal(1)) if v.adjusted() < 20 else v for v in values),
+                 *(v.normalize() for v in values), *(-v for v in values)]
+    for v in spellings:
+        assert _level_text(v) == canonical_decimal(v)
+    assert _level_text(Decimal("1.00")) == _level_text(Decimal("1")) == "1" and _level_text(Decimal("-0")) == "0"
