@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.recording.format import Event, HttpRequestEvent, HttpResponseEvent, WsClose, WsOpen, WsRecv, WsSend
+from harness.recording.format import (
+    Event,
+    HttpRequestEvent,
+    HttpResponseEvent,
+    WsClose,
+    WsOpen,
+    WsRecv,
+    WsSend,
+)
 
 from .diff import Divergence
 from .sides import Item

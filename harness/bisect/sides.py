@@ -20,7 +20,13 @@ import zstandard
 
 from backpack.protocol.normalized import DEFAULT_DEPTH
 from harness.recording.format import FORMAT_NAME, Event
-from harness.recording.reader import ZSTD_MAGIC, Recording, RecordingHeaderError, RecordingReader, read_recording
+from harness.recording.reader import (
+    ZSTD_MAGIC,
+    Recording,
+    RecordingHeaderError,
+    RecordingReader,
+    read_recording,
+)
 
 MODES = ("auto", "core", "feed")
 _KEEP = 512  # events kept behind the replay, to show the frame behind a line

@@ -108,4 +108,21 @@ def write_synthetic(path: str | os.PathLike[str], frames: int, **options: Any) -
     return os.fspath(path)
 
 
-__all__ = ["synthetic_events", "write_synthetic"]
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.bisect.synth OUT FRAMES [SEED]``: write a synthetic recording (bench, runbook)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) not in (2, 3) or not args[1].isdigit() or (len(args) == 3 and not args[2].isdigit()):
+        print("usage: python -m harness.bisect.synth OUT.jsonl[.zst] FRAMES [SEED]", file=sys.stderr)
+        return 64
+    os.makedirs(os.path.dirname(os.path.abspath(args[0])), exist_ok=True)
+    print(write_synthetic(args[0], int(args[1]), seed=int(args[2]) if len(args) == 3 else 1))
+    return 0
+
+
+__all__ = ["main", "synthetic_events", "write_synthetic"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
