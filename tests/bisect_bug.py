@@ -1,7 +1,7 @@
 """A deliberate book bug for the bisect tests: a synced book ignores a delta's delete of its best bid.
 
-Importing this module installs it (``python -m pytest -p tests.bisect_bug ...`` runs a test with the
-bug); ``remove()`` takes it out again. The live hot path (``BookSync.on_decoded_delta``) is where it
+``install()`` puts it in and ``remove()`` takes it out again; loaded as a pytest plugin
+(``python -m pytest -p tests.bisect_bug ...``) it is installed for the whole run. Importing it does nothing. The live hot path (``BookSync.on_decoded_delta``) is where it
 sits, so the snapshot's replay of buffered deltas stays right and only later deltas go wrong.
 """
 
@@ -31,4 +31,6 @@ def remove() -> None:
     BookSync.on_decoded_delta = _ORIGINAL  # type: ignore[method-assign]
 
 
-install()
+def pytest_configure(config: object) -> None:
+    """``-p tests.bisect_bug``: the run under test has the bug."""
+    install()

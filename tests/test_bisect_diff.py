@@ -108,3 +108,22 @@ def test_inputs_that_cannot_be_read_exit_with_the_recording_codes(tmp_path: Path
     future.write_text(json.dumps({"format": "backpack-recording", "version": "9.0", "created_at": "x"}) + "\n")
     assert main(["diff", str(future), str(golden)]) == 76
     assert main(["bisect", str(future), "--golden", str(golden)]) == 125  # this revision cannot read it: skip
+
+
+def test_bisect_by_ccxt_calls_a_book_bug_bad_at_a_depth_frame_and_the_clean_revision_good(
+        recorded: tuple[Path, Path, int]) -> None:
+    from harness.bisect.verdict import judge_ccxt, judge_invariants
+    from tests import bisect_bug
+
+    path, _, _ = recorded
+    assert judge_ccxt(path).status == "good"
+    bisect_bug.install()
+    try:
+        by_ccxt, by_invariant = judge_ccxt(path), judge_invariants(path, ["book"])
+    finally:
+        bisect_bug.remove()
+    assert by_ccxt.status == by_invariant.status == "bad"
+    events = read_recording(path).events
+    assert '"stream":"depth.' in events[by_ccxt.frame].data and by_ccxt.detail["type"] == "book"
+    # ccxt's book is comparable only once it has synchronised itself: never before the first wrong line
+    assert by_ccxt.frame >= by_invariant.frame
