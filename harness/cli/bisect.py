@@ -36,7 +36,19 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
 
 
+
+def _quiet(args: argparse.Namespace) -> None:
+    """The replayed feed's own log (a reconnect warning, ...) stays off stderr unless --log-level asks."""
+    import logging
+
+    from backpack.logs import install_json_logging
+
+    if args.log_level is None:
+        install_json_logging(logging.CRITICAL + 1)
+
+
 def _run(args: argparse.Namespace) -> int:
+    _quiet(args)
     from harness.bisect.invariants import REGISTRY
     from harness.bisect.verdict import judge
     from harness.recording.reader import RecordingError

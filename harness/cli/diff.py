@@ -29,7 +29,19 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the divergence as one JSON object")
 
 
+
+def _quiet(args: argparse.Namespace) -> None:
+    """The replayed feed's own log (a reconnect warning, ...) stays off stderr unless --log-level asks."""
+    import logging
+
+    from backpack.logs import install_json_logging
+
+    if args.log_level is None:
+        install_json_logging(logging.CRITICAL + 1)
+
+
 def _run(args: argparse.Namespace) -> int:
+    _quiet(args)
     from harness.bisect.diff import first_divergence
     from harness.bisect.render import describe_event, divergence_json, render_divergence
     from harness.bisect.sides import Side

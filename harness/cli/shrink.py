@@ -68,7 +68,19 @@ class _Progress:
             self._live.stop()
 
 
+
+def _quiet(args: argparse.Namespace) -> None:
+    """The replayed feed's own log (a reconnect warning, ...) stays off stderr unless --log-level asks."""
+    import logging
+
+    from backpack.logs import install_json_logging
+
+    if args.log_level is None:
+        install_json_logging(logging.CRITICAL + 1)
+
+
 def _run(args: argparse.Namespace) -> int:
+    _quiet(args)
     from harness.bisect.shrink import ShrinkError, shrink
     from harness.recording.reader import RecordingError
     from harness.replay import ReplaySetupError
