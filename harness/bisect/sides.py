@@ -16,17 +16,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import zstandard
-
 from backpack.protocol.normalized import DEFAULT_DEPTH
 from harness.recording.format import FORMAT_NAME, Event
 from harness.recording.reader import (
-    ZSTD_MAGIC,
     Recording,
+    RecordingError,
     RecordingHeaderError,
+    RecordingOpenError,
     RecordingReader,
     read_recording,
 )
+
+from .streams import StreamDamaged, lines
 
 MODES = ("auto", "core", "feed")
 _KEEP = 512  # events kept behind the replay, to show the frame behind a line
@@ -40,10 +41,19 @@ class Item:
 
 def is_recording(path: str | os.PathLike[str]) -> bool:
     """A recording (its header names the format) rather than a file of normalized lines."""
+    path = os.fspath(path)
+    try:
+        open(path, "rb").close()
+    except OSError as exc:
+        raise RecordingOpenError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         RecordingReader(path).close()
     except RecordingHeaderError:
-        first = next(_file_items(os.fspath(path)), None)
+        try:
+            first = next(_file_items(path), None)
+        except OutputError as exc:
+            raise OutputError(f"{path} is neither a recording nor a normalized output: "
+                              f"{str(exc).removeprefix(path + ': ').split(': not a normalized')[0]}") from None
         try:
             obj = json.loads(first.line) if first is not None else None
         except ValueError:
@@ -132,24 +142,34 @@ class Side:
         return None
 
 
+class OutputError(RecordingError):
+    """A file given as a normalized output that is not one (not JSON Lines of objects, cut short, not text)."""
+
+
 def _file_items(path: str) -> Iterator[Item]:
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-        fh.seek(0)
-        stream: Any = (zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
-                       if magic == ZSTD_MAGIC else fh)
-        rest = b""
-        while True:
-            chunk = stream.read(1 << 20)
-            if not chunk:
-                break
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
-            for raw in lines:
-                if raw.strip():
-                    yield Item(raw.rstrip(b"\r").decode("utf-8", "replace"))
-        if rest.strip():
-            yield Item(rest.rstrip(b"\r").decode("utf-8", "replace"))
+    """The lines of a normalized output; each must look like a JSON object (checked by its first and last
+    byte, so a million-line file costs nothing more: the comparison parses the lines that differ)."""
+    number = 0
+    try:
+        for raw, terminated in lines(path):
+            number += 1
+            text = raw.rstrip(b"\r")
+            if not text.strip():
+                continue
+            if not (text[:1] == b"{" and text.rstrip()[-1:] == b"}"):
+                if not terminated:
+                    raise OutputError(f"{path}: line {number} is cut short: the file ends inside it")
+                raise OutputError(f"{path}: line {number} is not a JSON object: not a normalized output (the "
+                                  "JSON Lines `backpack-harness replay` prints)")
+            try:
+                yield Item(text.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise OutputError(f"{path}: line {number} is not UTF-8 text (byte {exc.start + 1}): not a "
+                                  "normalized output") from None
+    except StreamDamaged as exc:
+        raise OutputError(f"{path}: {exc.reason} (the zstd frame at byte {exc.offset}) after {number} lines") from None
+    except OSError as exc:
+        raise RecordingOpenError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-__all__ = ["MODES", "Item", "Side", "is_recording"]
+__all__ = ["MODES", "Item", "OutputError", "Side", "is_recording"]

@@ -3,8 +3,8 @@
 ``harness.recording.reader`` validates every line and reports damage precisely; at about 15 µs an event
 it is the larger part of a core replay. Here each line is decoded with orjson and ``ws_recv`` events
 (nearly all of them) are built directly when their fields have the right types; every other event goes
-through ``event_from_json``. The first line this path cannot take (a JSON error, a wrong type, a broken
-zstd frame) hands over to the careful reader from that event on, so damage is reported exactly as the
+through ``event_from_json``. The first line this path cannot take (a JSON error, a wrong type, a cut or
+corrupt zstd frame) hands over to the careful reader from that event on, so damage is reported exactly as the
 reader reports it, after every event before it.
 """
 
@@ -14,12 +14,11 @@ import os
 from collections.abc import Iterator
 
 import orjson
-import zstandard
 
 from harness.recording.format import Event, Header, WsRecv, event_from_json
-from harness.recording.reader import ZSTD_MAGIC, RecordingReader
+from harness.recording.reader import RecordingReader
 
-_CHUNK = 1 << 20
+from .streams import lines
 
 
 class Timeline:
@@ -38,7 +37,7 @@ class Timeline:
                 self.count += 1
                 yield event
             return
-        except (ValueError, TypeError, KeyError, zstandard.ZstdError, OSError):
+        except (ValueError, TypeError, KeyError, AttributeError, OSError):
             pass  # the careful reader takes over from the event that failed here
         reader = RecordingReader(self.path)
         skipped = 0
@@ -50,42 +49,30 @@ class Timeline:
             yield event
 
     def _fast(self) -> Iterator[Event]:
-        with open(self.path, "rb") as fh:
-            magic = fh.read(4)
-            fh.seek(0)
-            stream = (zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
-                      if magic == ZSTD_MAGIC else fh)
-            rest = b""
-            first = True
-            recv = WsRecv
-            last = 0
-            while True:
-                chunk = stream.read(_CHUNK)
-                if not chunk:
-                    break
-                lines = (rest + chunk).split(b"\n")
-                rest = lines.pop()
-                if first:
-                    lines = lines[1:]  # the header, read by the careful reader already
-                    first = False
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    obj = orjson.loads(line)
-                    if obj.get("k") == "ws_recv":
-                        t, conn, data, receipt = obj["t"], obj["c"], obj["d"], obj["r"]
-                        if (type(t) is int and t >= last and type(conn) is str and type(data) is str
-                                and type(receipt) is int and "b" not in obj):
-                            last = t
-                            yield recv(t, conn, data, receipt)
-                            continue
-                    event = event_from_json(obj)
-                    if event.t < last:
-                        raise ValueError("t goes backwards")  # the careful reader words it
-                    last = event.t
-                    yield event
-            if rest.strip():
+        recv = WsRecv
+        last = 0
+        first = True
+        for line, terminated in lines(self.path):
+            if first:
+                first = False  # the header, read by the careful reader already
+                continue
+            if not terminated:
                 raise ValueError("the last line is not terminated")  # the careful reader decides
+            if not line.strip():
+                continue
+            obj = orjson.loads(line)
+            if obj.get("k") == "ws_recv":
+                t, conn, data, receipt = obj["t"], obj["c"], obj["d"], obj["r"]
+                if (type(t) is int and t >= last and type(conn) is str and type(data) is str
+                        and type(receipt) is int and "b" not in obj):
+                    last = t
+                    yield recv(t, conn, data, receipt)
+                    continue
+            event = event_from_json(obj)
+            if event.t < last:
+                raise ValueError("t goes backwards")  # the careful reader words it
+            last = event.t
+            yield event
 
 
 __all__ = ["Timeline"]

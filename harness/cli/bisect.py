@@ -4,8 +4,10 @@ Replays the recording with this revision and prints the first frame where its ou
 it differs from a golden output, from ccxt after the registered deviations, or breaks an invariant.
 Exit codes are ``git bisect run``'s: 0 good, 1 bad, 125 skip (this revision cannot replay the recording:
 a format version it does not read, a feed that does not do what the recording has). An input that is
-missing or unreadable exits 128, which makes ``git bisect run`` stop instead of judging every commit
-bad. docs/runbooks/bisecting.md has the recipes.
+missing, unreadable, damaged or of the wrong kind (a golden file that is not a normalized output, a
+RECORDING that is not a recording) exits 128 with one line: ``git bisect run`` counts every other code
+from 1 to 127 as bad, so the shared codes (65, 66, ...) would make it blame the first commit of the range;
+128 makes it stop. docs/runbooks/bisecting.md has the recipes.
 """
 
 from __future__ import annotations
@@ -47,6 +49,37 @@ def _quiet(args: argparse.Namespace) -> None:
         install_json_logging(logging.CRITICAL + 1)
 
 
+def _inputs(args: argparse.Namespace) -> None:
+    """What is wrong with the inputs is wrong on every revision alike: stop the bisection (128), one line."""
+    from harness.bisect.sides import is_recording
+    from harness.recording.reader import RecordingError, RecordingReader, RecordingVersionError
+
+    for path in (args.recording, args.golden):
+        if path is not None and not os.path.isfile(path):
+            what = "a directory" if os.path.isdir(path) else "no such file"
+            raise CliError(EXIT_ABORT, f"cannot read {path}: {what} (keep it outside the work tree, which git "
+                           "bisect checks out)")
+    try:
+        RecordingReader(args.recording).close()
+    except RecordingVersionError:
+        pass  # this revision does not read that version: judge() calls it a skip
+    except RecordingError as exc:
+        raise CliError(EXIT_ABORT, f"{' '.join(str(exc).split())} (RECORDING must be a recording)") from None
+    if args.golden is not None:
+        try:
+            recording = is_recording(args.golden)
+        except RecordingVersionError:
+            recording = True
+        except RecordingError as exc:
+            raise CliError(EXIT_ABORT, " ".join(str(exc).split())) from None
+        if recording:
+            raise CliError(EXIT_ABORT, f"--golden {args.golden} is a recording; give the normalized output of a "
+                           "good revision (backpack-harness replay RECORDING > golden.jsonl)")
+    if args.registry is not None and not (os.path.isdir(args.registry)
+                                          and any(n.endswith(".yaml") for n in os.listdir(args.registry))):
+        raise CliError(EXIT_ABORT, f"--registry {args.registry}: not a directory of deviation entries (*.yaml)")
+
+
 def _run(args: argparse.Namespace) -> int:
     _quiet(args)
     from harness.bisect.invariants import REGISTRY
@@ -60,17 +93,14 @@ def _run(args: argparse.Namespace) -> int:
         if unknown or not names:
             raise CliError(EXIT_ABORT, f"unknown invariant(s) {', '.join(unknown) or '(none given)'}; known: "
                            f"{', '.join(REGISTRY)}")
-    for path in (args.recording, args.golden):
-        if path is not None and not os.path.isfile(path):
-            raise CliError(EXIT_ABORT, f"cannot read {path}: no such file (keep it outside the work tree, which "
-                           "git bisect checks out)")
+    _inputs(args)
     try:
         verdict = judge(args.recording, golden=args.golden, ccxt=args.ccxt, invariants=names, mode=args.mode,
                         depth=args.depth, registry=args.registry)
     except RecordingError as exc:
         raise CliError(EXIT_ABORT, " ".join(str(exc).split())) from None
     except ValueError as exc:
-        raise CliError(EXIT_ABORT, str(exc)) from None
+        raise CliError(EXIT_ABORT, " ".join(str(exc).split())) from None
     if args.json:
         print(json.dumps(verdict.to_json(), sort_keys=True, default=str))
     else:
