@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 import time
@@ -37,7 +38,7 @@ from harness.recording.format import (
     WsPong,
     WsRecv,
 )
-from harness.recording.reader import Recording, read_recording
+from harness.recording.reader import Recording, RecordingReader, read_recording
 from harness.recording.writer import RecordingWriter
 
 from .core import DEPTH_PATH, CoreReplay, CoreUnsupported
@@ -50,6 +51,53 @@ UNIT_KINDS = (WsRecv, WsPing, WsPong)
 
 class ShrinkError(Exception):
     """The recording does not fail to begin with, or the check cannot be run; one line."""
+
+
+class CheckError(ShrinkError):
+    """``--check CMD`` cannot be run at all (empty, unbalanced quotes, no such program)."""
+
+
+class OutputPathError(ShrinkError):
+    """The regression cannot be written where ``--out`` says."""
+
+
+def check_argv(command: str, path: str) -> list[str]:
+    """CMD with ``{}`` replaced by the candidate's path (else the path appended), split as a shell would."""
+    try:
+        argv = (shlex.split(command.replace("{}", shlex.quote(path))) if "{}" in command
+                else [*shlex.split(command), path])
+    except ValueError as exc:
+        raise CheckError(f"--check {command!r} cannot be split into words: {exc}") from None
+    if not command.strip() or argv == [path]:
+        raise CheckError("--check needs a command, e.g. 'backpack-harness bisect {} --golden out.jsonl'")
+    program = argv[0]
+    found = shutil.which(program)
+    if found is None:
+        what = "no such file" if os.sep in program else "no such command on PATH"
+        if os.sep in program and os.path.exists(program):
+            what = "not an executable file"
+        raise CheckError(f"--check: cannot run {program!r}: {what}")
+    return argv
+
+
+def prepare_output(out: str, directory: Path | None = None) -> tuple[Path, Path]:
+    """The two paths of the regression, checked writable before minutes of shrinking go into it."""
+    if out.endswith(os.sep) or Path(out).is_dir():
+        raise OutputPathError(f"cannot write {out}: it is a directory (--out names the minimal recording's file)")
+    recording, test = output_paths(out, directory)
+    for path in (recording, test):
+        if path.is_dir():
+            raise OutputPathError(f"cannot write {path}: it is a directory (--out names a file)")
+    blocker = next((p for p in recording.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputPathError(f"cannot write into {recording.parent}: {blocker} is a file, not a directory")
+    try:
+        recording.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=recording.parent, prefix=".shrink-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputPathError(f"cannot write into {recording.parent}: {exc.strerror or exc}") from None
+    return recording, test
 
 
 @dataclass
@@ -147,7 +195,7 @@ class Shrinker:
         try:
             first = check(everything)
         except CoreUnsupported as exc:
-            raise ShrinkError(f"the core replay cannot judge this recording ({exc}); use --check with a command "
+            raise CheckError(f"the core replay cannot judge this recording ({exc}); use --check with a command "
                               "that replays the full feed") from None
         if first is None:
             raise ShrinkError(f"the recording does not fail: {', '.join(names)} hold on it")
@@ -182,16 +230,21 @@ class Shrinker:
         with tempfile.TemporaryDirectory(prefix="shrink-") as tmp:
             path = Path(tmp) / "candidate.jsonl"
 
+            argv = check_argv(command, str(path))
+
             def run(c: Candidate) -> int:
                 save(path, self.header, c.events)
-                argv = shlex.split(command.replace("{}", shlex.quote(str(path)))) if "{}" in command else [
-                    *shlex.split(command), str(path)]
-                return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+                try:
+                    return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+                except OSError as exc:
+                    raise CheckError(f"--check: cannot run {argv[0]!r}: {exc.strerror or exc}") from None
 
             everything = self.candidate(self.plan.units)
             code = run(everything)
-            if code in (0, 125):
-                raise ShrinkError(f"the check passes on the recording (exit {code}): nothing to shrink")
+            if code == 0:
+                raise ShrinkError("the recording does not fail: the check exits 0 on it; nothing to shrink")
+            if code == 125:
+                raise ShrinkError("the check cannot judge the recording (exit 125, skip); nothing to shrink")
             tester = Oracle(lambda subset: run(self.candidate(subset)) == code, self.on_test)
             kept = ddmin(self.plan.units, tester)
             final = self.candidate(kept)
@@ -275,15 +328,17 @@ def _test_source(result: ShrinkResult, recording: Path, source: str, names: Sequ
 
 def write_regression(result: ShrinkResult, header: Header, out: str, *, source: str, names: Sequence[str] | None,
                      command: str | None, depth: int | None, directory: Path | None = None) -> ShrinkResult:
-    recording, test = output_paths(out, directory)
-    recording.parent.mkdir(parents=True, exist_ok=True)
+    recording, test = prepare_output(out, directory)
     meta = dict(header.meta)
     meta["shrunk"] = {"from": os.path.basename(source), "events": result.original_events,
                       "kept": len(result.events), "check": result.check}
     from dataclasses import replace
 
-    save(recording, replace(header, meta=meta), result.events)
-    test.write_text(_test_source(result, recording, source, names, command, depth))
+    try:
+        save(recording, replace(header, meta=meta), result.events)
+        test.write_text(_test_source(result, recording, source, names, command, depth))
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {exc.filename or recording}: {exc.strerror or exc}") from None
     result.recording, result.test_file = recording, test
     return result
 
@@ -292,19 +347,22 @@ def shrink(path: str | os.PathLike[str], out: str, *, invariants: Sequence[str] 
            command: str | None = None, depth: int | None = DEFAULT_DEPTH, directory: Path | None = None,
            on_test: Callable[[int, int], None] | None = None) -> ShrinkResult:
     """Shrink ``path`` under an invariant or a command and write the regression (recording + test)."""
-    rec = read_recording(path)
-    shrinker = Shrinker(rec, depth=depth, on_test=on_test)
+    names = list(invariants or REGISTRY)
+    unknown = [n for n in names if n not in REGISTRY]
+    if command is None and unknown:
+        raise CheckError(f"unknown invariant(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
     if command is not None:
-        result = shrinker.shrink_command(command)
-    else:
-        names = list(invariants or REGISTRY)
-        unknown = [n for n in names if n not in REGISTRY]
-        if unknown:
-            raise ShrinkError(f"unknown invariant(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
-        result = shrinker.shrink_invariant(names)
+        check_argv(command, "candidate.jsonl")
+    RecordingReader(path).close()  # a missing file or a broken header, before anything is created
+    prepare_output(out, directory)
+    rec = read_recording(path)
+    if rec.damage is not None:
+        raise rec.damage  # a regression cut from a damaged recording would pin the damage, not the bug
+    shrinker = Shrinker(rec, depth=depth, on_test=on_test)
+    result = shrinker.shrink_command(command) if command is not None else shrinker.shrink_invariant(names)
     return write_regression(result, rec.header, out, source=os.fspath(path), names=invariants or list(REGISTRY),
                             command=command, depth=depth, directory=directory)
 
 
-__all__ = ["REGRESSIONS", "Plan", "ShrinkError", "ShrinkResult", "Shrinker", "output_paths", "plan", "shrink",
+__all__ = ["REGRESSIONS", "CheckError", "OutputPathError", "Plan", "ShrinkError", "check_argv", "prepare_output", "ShrinkResult", "Shrinker", "output_paths", "plan", "shrink",
            "write_regression"]

@@ -5,7 +5,9 @@ kept frames need, so every candidate is a valid recording) down to one that stil
 recordings/regressions/ (or where ``--out`` says) with a generated pytest test that fails on it and passes
 once the bug is fixed. ``--invariant`` judges candidates on the protocol core (fast); ``--check CMD`` runs
 CMD on each candidate file (``{}`` is replaced by its path, else the path is appended) and keeps candidates
-on which it exits as it does on the whole recording. Exit 0 written, 1 the recording does not fail.
+on which it exits as it does on the whole recording. Exit 0 written; 65 the recording does not fail (or is
+damaged), 66 it cannot be read, 64 the check cannot be run (no such command, unknown invariant), 73 the
+regression cannot be written where ``--out`` says (checked before shrinking starts).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import argparse
 import sys
 import time
 
-from harness.cli import EXIT_CANTCREAT, EXIT_OK, CliError, Subcommand, register
+from harness.cli import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_OK, EXIT_USAGE, CliError, Subcommand, register
 from harness.cli._recordings import cli_error, depth
 
-EXIT_NOT_FAILING = 1
+EXIT_NOT_FAILING = EXIT_DATAERR  # nothing to shrink: the input is not what shrink needs
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +83,7 @@ def _quiet(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     _quiet(args)
-    from harness.bisect.shrink import ShrinkError, shrink
+    from harness.bisect.shrink import CheckError, OutputPathError, ShrinkError, shrink
     from harness.recording.reader import RecordingError
     from harness.replay import ReplaySetupError
     from harness.transports.replay import ReplayError
@@ -90,9 +92,12 @@ def _run(args: argparse.Namespace) -> int:
         with _Progress(args.progress) as progress:
             result = shrink(args.recording, args.out, invariants=args.invariant, command=args.check,
                             depth=args.depth, on_test=progress)
+    except CheckError as exc:
+        raise CliError(EXIT_USAGE, str(exc)) from None
+    except OutputPathError as exc:
+        raise CliError(EXIT_CANTCREAT, str(exc)) from None
     except ShrinkError as exc:
-        print(f"not shrunk: {exc}", file=sys.stderr)
-        return EXIT_NOT_FAILING
+        raise CliError(EXIT_NOT_FAILING, f"not shrunk: {exc}") from None
     except (RecordingError, ReplayError) as exc:
         raise cli_error(exc) from None
     except ReplaySetupError as exc:
