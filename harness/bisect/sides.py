@@ -13,8 +13,7 @@ import json
 import os
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from backpack.protocol.normalized import DEFAULT_DEPTH
 from harness.recording.format import FORMAT_NAME, Event
@@ -27,14 +26,15 @@ from harness.recording.reader import (
     read_recording,
 )
 
-from .streams import StreamDamaged, lines
+from .streams import StreamDamaged, chunks
 
 MODES = ("auto", "core", "feed")
 _KEEP = 512  # events kept behind the replay, to show the frame behind a line
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
+    """A tuple, not a dataclass: a million of them are built per side, and a tuple is the cheapest."""
+
     line: str
     frame: int | None = None  # index of the recording event behind the line (None: not a replay)
 
@@ -148,28 +148,62 @@ class OutputError(RecordingError):
 
 def _file_items(path: str) -> Iterator[Item]:
     """The lines of a normalized output; each must look like a JSON object (checked by its first and last
-    byte, so a million-line file costs nothing more: the comparison parses the lines that differ)."""
+    character, so a million-line file costs nearly nothing more: the comparison parses the lines that
+    differ). Decoded a block of whole lines at a time, which is what keeps it at about 1 µs a line."""
     number = 0
+    rest = b""
     try:
-        for raw, terminated in lines(path):
-            number += 1
-            text = raw.rstrip(b"\r")
-            if not text.strip():
+        for chunk in chunks(path):
+            data = rest + chunk if rest else chunk
+            cut = data.rfind(b"\n") + 1
+            if not cut:
+                rest = data
                 continue
-            if not (text[:1] == b"{" and text.rstrip()[-1:] == b"}"):
-                if not terminated:
-                    raise OutputError(f"{path}: line {number} is cut short: the file ends inside it")
-                raise OutputError(f"{path}: line {number} is not a JSON object: not a normalized output (the "
-                                  "JSON Lines `backpack-harness replay` prints)")
+            block, rest = data[:cut], data[cut:]
             try:
-                yield Item(text.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise OutputError(f"{path}: line {number} is not UTF-8 text (byte {exc.start + 1}): not a "
-                                  "normalized output") from None
+                text = block.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _not_text(path, number, block) from None
+            lines = text.split("\n")
+            lines.pop()
+            for line in lines:
+                number += 1
+                if line[:1] == "{" and line[-1:] == "}":
+                    yield Item(line)
+                elif line.strip():
+                    yield _odd_line(path, number, line, terminated=True)
+        if rest.strip():
+            number += 1
+            try:
+                line = rest.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _not_text(path, number - 1, rest) from None
+            yield _odd_line(path, number, line, terminated=False)
     except StreamDamaged as exc:
         raise OutputError(f"{path}: {exc.reason} (the zstd frame at byte {exc.offset}) after {number} lines") from None
     except OSError as exc:
         raise RecordingOpenError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _odd_line(path: str, number: int, line: str, *, terminated: bool) -> Item:
+    """A line with a CR or blanks around its object is still one; anything else is not a normalized output."""
+    text = line.rstrip("\r")
+    if text[:1] == "{" and text.rstrip()[-1:] == "}":
+        return Item(text)
+    if not terminated:
+        raise OutputError(f"{path}: line {number} is cut short: the file ends inside it")
+    raise OutputError(f"{path}: line {number} is not a JSON object: not a normalized output (the JSON Lines "
+                      "`backpack-harness replay` prints)")
+
+
+def _not_text(path: str, before: int, block: bytes) -> OutputError:
+    for number, raw in enumerate(block.split(b"\n"), start=before + 1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return OutputError(f"{path}: line {number} is not UTF-8 text (byte {exc.start + 1}): not a "
+                               "normalized output")
+    return OutputError(f"{path}: not UTF-8 text: not a normalized output")
 
 
 __all__ = ["MODES", "Item", "OutputError", "Side", "is_recording"]

@@ -25,8 +25,9 @@ class StreamDamaged(ValueError):
         self.offset = offset
 
 
-def _chunks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
+def chunks(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """The decompressed bytes, in pieces of at most a MiB."""
+    with open(os.fspath(path), "rb") as fh:
         magic = fh.read(4)
         fh.seek(0)
         if magic != ZSTD_MAGIC:
@@ -44,7 +45,7 @@ def _chunks(path: str) -> Iterator[bytes]:
 def lines(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, bool]]:
     """``(line, terminated)`` for every line, blank ones included; only the last can be unterminated."""
     rest = b""
-    for chunk in _chunks(os.fspath(path)):
+    for chunk in chunks(path):
         parts = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
         rest = parts.pop()
         for part in parts:
@@ -53,4 +54,4 @@ def lines(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, bool]]:
         yield rest, False
 
 
-__all__ = ["StreamDamaged", "lines"]
+__all__ = ["StreamDamaged", "chunks", "lines"]
