@@ -6,7 +6,7 @@
 #   git bisect run /tmp/bisect-step.sh RECORDING --golden /tmp/golden.jsonl
 # Arguments are those of `backpack-harness bisect`. A revision without that command (or whose harness
 # does not even import) is skipped (125) instead of being judged bad; every other revision answers
-# for itself: 0 good, 1 bad, 125 skip, 128 stop the bisect (an input is missing).
+# for itself: 0 good, 1 bad, 125 skip, 128 stop the bisect (an input is missing, damaged or of the wrong kind).
 # BACKPACK_HARNESS names the command (default: backpack-harness on PATH).
 set -u
 harness="${BACKPACK_HARNESS:-backpack-harness}"
