@@ -177,8 +177,13 @@ async def replay_stream(
     speed: float | None = None,
     inner: Any = None,
     progress: Callable[[ReplayTransport], None] | None = None,
+    provenance: Callable[[str, int | None], None] | None = None,
 ) -> ReplayResult:
     """Replay, handing each normalized line to ``sink`` as the feed produces it.
+
+    ``provenance(line, index)``, when given, is called with each line before ``sink`` and the index (in
+    the recording's events) of the event the feed was reacting to when it produced the line: the frame,
+    REST answer or close handed over last (None before the first one).
 
     Raises ``RecordingError`` (unreadable file or header), ``ReplaySetupError`` and, after the sink got
     every line before it, the replay's conformance failure (``ReplayError``). Damage after the header is
@@ -204,6 +209,8 @@ async def replay_stream(
             return
         for line in lines:
             result.lines += 1
+            if provenance is not None:
+                provenance(line, transport.current)
             sink(line)
 
     feed = build_feed(spec, transport, on_output, keys)

@@ -116,14 +116,37 @@ def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+_CANON: dict[Decimal, str] = {}
+_CANON_LIMIT = 1 << 16
+
+
+def _level_text(value: Any) -> str | None:
+    """``canonical_decimal`` memoised for Decimals: a book line prints 4N of them, mostly the same values
+    again (canonical text depends on the value alone, and equal values hash equal)."""
+    if type(value) is not Decimal:
+        return canonical_decimal(value)
+    try:
+        return _CANON[value]
+    except KeyError:
+        pass
+    except TypeError:  # a signalling NaN is unhashable
+        return canonical_decimal(value)
+    text = canonical_decimal(value)
+    if len(_CANON) >= _CANON_LIMIT:
+        _CANON.clear()
+    _CANON[value] = text  # type: ignore[assignment]
+    return text
+
+
 def _levels(levels: Any) -> list[list[str | None]]:
     out: list[list[str | None]] = []
+    text = _level_text
     for level in levels or ():
         try:
             price, size = level
         except (TypeError, ValueError):
             continue  # the book machine refuses such a delta anyway; the output must not crash
-        out.append([canonical_decimal(price), canonical_decimal(size)])
+        out.append([text(price), text(size)])
     return out
 
 
@@ -175,6 +198,7 @@ class Normalizer:
         self.depth = depth
         self._symbol = symbol
         self.ignored = 0  # outputs that are not events (FetchSnapshot, Send) or of an unknown type
+        self._names: dict[str, str | None] = {}  # native -> cryptofeed name, by the rule (no ``symbol``)
 
     @classmethod
     def for_router(cls, router: Any, **kwargs: Any) -> Normalizer:
@@ -214,6 +238,16 @@ class Normalizer:
             return None
         if not isinstance(native, str):
             return str(native)
+        if self._symbol is None:
+            name = self._names.get(native)
+            if name is None:
+                try:
+                    name = normalize_symbol(native)
+                except ValueError:
+                    name = native
+                if len(self._names) < 4096:
+                    self._names[native] = name
+            return name
         if self._symbol is not None:
             try:
                 return self._symbol(native)
