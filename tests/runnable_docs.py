@@ -5,8 +5,8 @@ The convention is in ``docs/README.md`` ("Runnable blocks"). In short, the info 
 plain and the line before it is ``<!-- runnable [option=value ...] -->``. ``sh`` blocks
 run with ``sh -e``, ``python`` blocks with the project's interpreter, and blocks with ``file=PATH`` are
 written to PATH for later blocks instead of being run. All blocks of one page run in order, in one
-working directory (a scratch copy that holds ``recordings/``, ``examples/``, ``bench/``, ``docs/`` and
-``pyproject.toml``). The environment carries ``BACKPACK_REST``/``BACKPACK_WS`` of a loopback server the
+working directory (a scratch copy that holds ``recordings/``, ``examples/``, ``bench/``, ``docs/``,
+``tests/`` and ``pyproject.toml``). The environment carries ``BACKPACK_REST``/``BACKPACK_WS`` of a loopback server the
 test started, and the loopback test account's key as ``BACKPACK_SECRET``/``BACKPACK_API_KEY``.
 
 A block fails when its exit code is not the expected one, when it runs past its timeout, or when it
@@ -37,7 +37,7 @@ _PRODUCTION = re.compile(r"backpack\.exchange")
 _DEFAULTS_TO_PRODUCTION = re.compile(r"backpack-harness\s+(record|auth-check)\b|examples/observability\.py")
 _COMMENT = re.compile(r"^\s*<!--\s*runnable(?P<options>(?:\s+[^\s>]+)*)\s*-->\s*$")
 _COPIED = ("recordings",)
-_LINKED = ("examples", "bench", "docs")
+_LINKED = ("examples", "bench", "docs", "tests")
 
 
 class BlockError(ValueError):
