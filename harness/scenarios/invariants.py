@@ -88,7 +88,7 @@ class Checker:
             if f.depth and f.symbol is not None:
                 us, rows = self._ws.setdefault(f.symbol, ([], []))
                 rows.append((f.last, f.first, f.index))
-        for symbol, (us, rows) in self._ws.items():
+        for us, rows in self._ws.values():
             rows.sort()
             us.extend(r[0] for r in rows)
         self._got: dict[str, set[tuple[int, int]]] = {}

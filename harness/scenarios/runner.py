@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from backpack.protocol.events import BookUpdate, FetchSnapshot
+from backpack.protocol.events import FetchSnapshot
 from backpack.protocol.normalized import Normalizer, dumps
 from backpack.protocol.router import Router
 from harness.scenarios.invariants import Checker, InvariantBroken
-from harness.scenarios.program import Answer, Faulted, Program, apply
 from harness.scenarios.oracle import Reference
+from harness.scenarios.program import Answer, Faulted, Program, apply
 from harness.transports.replay import ReplayError
 
 SNAPSHOT_LATENCY_S = 0.05

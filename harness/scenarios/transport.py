@@ -47,7 +47,13 @@ from harness.scenarios.program import (
     Step,
     reject_frame,
 )
-from harness.transports.replay import ReplayEnded, ReplayError, ReplayRefused, ReplayTransport, ReplayWsSession
+from harness.transports.replay import (
+    ReplayEnded,
+    ReplayError,
+    ReplayRefused,
+    ReplayTransport,
+    ReplayWsSession,
+)
 
 MAX_CONNECTS = 64
 SNAPSHOT_LATENCY_S = 0.05  # the same as the core runner's
