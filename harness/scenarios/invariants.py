@@ -94,7 +94,9 @@ class Checker:
         self._got: dict[str, set[tuple[int, int]]] = {}
         self._last_u: dict[str, int] = {}
         self._emitted: dict[str, int | None] = {}  # sequence of the last book emission since a resync
-        self._disturbed: dict[str, str] = {}  # symbol -> what disturbed it since its last emission
+        # symbol -> the first thing that went wrong for it since its last resync (a resync consumes it: one
+        # fault may show later than the next book, e.g. a late frame that makes the client drop newer ones)
+        self._disturbed: dict[str, str] = {}
         self._trades_out: set[tuple[str, str]] = set()
         self._trades_in: dict[tuple[str, str], str] = {}  # delivered intact -> where
         self._pending_error: str | None = None
@@ -142,8 +144,11 @@ class Checker:
             elif not step.intact or not frame.levels_ok:
                 self._disturb(symbol, f"delta {frame.first}..{frame.last} garbled at {self.where}")
             else:
-                self._got.setdefault(symbol, set()).add((frame.first, frame.last))
-                if last is not None and frame.last > last and frame.first != last + 1:
+                got = self._got.setdefault(symbol, set())
+                new = (frame.first, frame.last) not in got
+                got.add((frame.first, frame.last))
+                if new and last is not None and frame.first != last + 1:
+                    # a gap, or a late frame from before the last one: either may cost the client its state
                     self._disturb(symbol, f"delta {frame.first}..{frame.last} out of sequence after {last} at "
                                           f"{self.where}")
                 self._last_u[symbol] = frame.last if last is None else max(last, frame.last)
@@ -203,7 +208,6 @@ class Checker:
                 self.broken("b", f"{symbol} went from book {previous} to {seq} without a book_resync, but delta "
                                  f"{missing[1]}..{missing[0]} (event {missing[2]}) never reached it intact")
         self._emitted[symbol] = seq
-        self._disturbed.pop(symbol, None)
 
     def _compare(self, symbol: str, seq: int, rec: dict[str, Any], book: Any) -> None:
         truth = self.ref.book(symbol, seq)
@@ -246,9 +250,10 @@ class Checker:
     def _resync(self, rec: dict[str, Any]) -> None:
         symbol = _native(rec.get("symbol")) or "?"
         self.counts["resyncs"] += 1
-        if symbol not in self._disturbed:
-            self.broken("b", f"{symbol} was reset ({rec.get('reason')}) though nothing it depends on was lost since "
-                             f"its last book")
+        if self._disturbed.pop(symbol, None) is None:
+            self.broken("b", f"{symbol} was reset ({rec.get('reason')}) though nothing went wrong for it since its "
+                             "previous reset (no frame of it lost, garbled or out of order, no bad snapshot, no "
+                             "lost connection)")
         self._emitted[symbol] = None
 
     def settle_error(self) -> None:

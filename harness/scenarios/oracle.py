@@ -323,6 +323,7 @@ class Reference:
     books: dict[str, SymbolBook]
     _sent: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)  # symbol -> (indices, max u)
     _rest: dict[RestKey, RecordedAnswer] | None = None
+    _index: list[int] | None = None
 
     @classmethod
     def of(cls, recording: Recording, name: str = "recording") -> Reference:
@@ -380,6 +381,17 @@ class Reference:
     def book(self, symbol: str, sequence: int) -> tuple[Book, Book] | None:
         book = self.books.get(symbol)
         return None if book is None else book.book(sequence)
+
+    @functools.cached_property
+    def has_private(self) -> bool:
+        return any(f.private for f in self.frames)
+
+    def frames_between(self, start: int, stop: int) -> list[FrameInfo]:
+        """The received frames with event index in ``[start, stop)``."""
+        if self._index is None:
+            self._index = [f.index for f in self.frames]
+        lo, hi = bisect.bisect_left(self._index, start), bisect.bisect_left(self._index, stop)
+        return self.frames[lo:hi]
 
     def rest_answers(self) -> dict[RestKey, RecordedAnswer]:
         """The first recorded answer per (method, path from ``/api/``, query multiset): what the exchange

@@ -433,7 +433,9 @@ def error_frame(code: int) -> str:
 
 
 def corrupt(text: str | bytes, how: str) -> str:
-    """A frame that no client can read as valid market data (deterministic, so a program replays)."""
+    """A frame that breaks the envelope every data frame has, so no client can take it as market data:
+    ``syntax`` (not JSON: the first key loses its colon), ``type`` (``data`` is a string), ``missing``
+    (no ``data``). Deterministic, so a program replays; a frame without ``data`` gets ``syntax``."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     if how != "syntax":
@@ -441,18 +443,14 @@ def corrupt(text: str | bytes, how: str) -> str:
             obj = json.loads(text)
         except (ValueError, RecursionError):
             obj = None
-        data = obj.get("data") if isinstance(obj, dict) else None
-        if isinstance(data, dict) and data:
-            key = next((k for k in ("u", "U", "t", "p", "b", "a", "e") if k in data), next(iter(data)))
+        if isinstance(obj, dict) and "data" in obj and "stream" in obj:
             if how == "type":
-                data[key] = {"unexpected": [key]}
+                obj["data"] = "corrupt"
             else:
-                del data[key]
-                if key == "e":  # a payload without "e" may still decode: take the stream away too
-                    obj.pop("stream", None)
+                del obj["data"]
             return json.dumps(obj, separators=(",", ":"))
     i = text.find(":")
-    return text[:i] + ";" + text[i + 1:] if i >= 0 else "{" + text  # a key without its colon: not JSON
+    return text[:i] + ";" + text[i + 1:] if i >= 0 else "{" + text
 
 
 def truncate(text: str | bytes, keep: int) -> str | bytes:
@@ -477,8 +475,7 @@ def window_frames(reference: Reference, window: Window | None) -> tuple[int, int
     stop = len(reference.events) if window is None or window.stop is None else min(window.stop, len(reference.events))
     if start >= len(reference.events):
         raise ProgramError(f"window: 'start' {start} is past the recording's {len(reference.events)} events")
-    frames = [f for f in reference.frames if start <= f.index < stop]
-    return start, stop, frames
+    return start, stop, reference.frames_between(start, stop)
 
 
 def apply(program: Program, reference: Reference) -> Faulted:
@@ -526,10 +523,11 @@ def apply(program: Program, reference: Reference) -> Faulted:
     for edit in edits_of("silence"):
         slot = frame_slot[edit.at]  # type: ignore[index]
         shift = round(edit.get("seconds") * 1e9)
-        before = max((s.key[0] for s in slots if s.key < slot.key), default=slot.key[0])
+        pivot = slot.key
+        before = max((s.key[0] for s in slots if s.key < pivot), default=pivot[0])
         silences.append((before, shift))
         for s in slots:
-            if s.key >= slot.key:
+            if s.key >= pivot:
                 s.key = (s.key[0] + shift, s.key[1], s.key[2])
                 s.step = replace(s.step, t=s.key[0])
     # 2. hold and reorder move one frame
