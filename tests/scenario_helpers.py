@@ -3,6 +3,7 @@ running one scenario so that a failure is the full report (invariant, shrunk pro
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -77,22 +78,25 @@ START_US = 1_700_000_000_000_000
 STEP_NS = 10_000_000  # 10 ms between frames
 
 
+def _frame(stream: str, data: dict) -> str:
+    return json.dumps({"stream": stream, "data": data}, separators=(",", ":"))
+
+
 def depth_text(symbol: str, u: int, price: str, size: str) -> str:
-    return ('{"stream":"depth.%s","data":{"e":"depth","E":%d,"s":"%s","a":[],"b":[["%s","%s"]],"U":%d,"u":%d,"T":%d}}'
-            % (symbol, START_US + u, symbol, price, size, u, u, START_US + u))
+    return _frame(f"depth.{symbol}", {"e": "depth", "E": START_US + u, "s": symbol, "a": [], "b": [[price, size]],
+                                       "U": u, "u": u, "T": START_US + u})
 
 
 def trade_text(symbol: str, tid: int) -> str:
-    return ('{"stream":"trade.%s","data":{"e":"trade","E":%d,"s":"%s","p":"10.5","q":"1","b":"1","a":"2","t":%d,'
-            '"T":%d,"m":true}}' % (symbol, START_US + tid, symbol, tid, START_US + tid))
+    return _frame(f"trade.{symbol}", {"e": "trade", "E": START_US + tid, "s": symbol, "p": "10.5", "q": "1", "b": "1",
+                                       "a": "2", "t": tid, "T": START_US + tid, "m": True})
 
 
 def order_text(symbol: str, n: int) -> str:
-    return ('{"stream":"account.orderUpdate.%s","data":{"e":"orderAccepted","E":%d,"s":"%s","c":null,"S":"Bid",'
-            '"o":"LIMIT","f":"GTC","q":"1","Q":null,"p":"9","P":null,"B":"LastPrice","a":null,"b":null,"j":null,'
-            '"k":null,"d":null,"g":null,"Y":null,"X":"New","R":null,"i":"%d","t":null,"l":"0","z":"0","Z":"0",'
-            '"L":"0","m":null,"n":null,"N":null,"V":"RejectTaker","T":%d,"O":"USER","I":null,"H":null,"y":false}}'
-            % (symbol, START_US + n, symbol, 9000 + n, START_US + n))
+    return _frame(f"account.orderUpdate.{symbol}", {
+        "e": "orderAccepted", "E": START_US + n, "s": symbol, "S": "Bid", "o": "LIMIT", "f": "GTC", "q": "1",
+        "p": "9", "X": "New", "i": str(9000 + n), "l": "0", "z": "0", "Z": "0", "V": "RejectTaker",
+        "T": START_US + n, "O": "USER", "y": False})
 
 
 def synthetic(n: int = 60, symbols: tuple[str, ...] = ("SOL_USDC", "BTC_USDC"), private: bool = False) -> Recording:
@@ -105,7 +109,7 @@ def synthetic(n: int = 60, symbols: tuple[str, ...] = ("SOL_USDC", "BTC_USDC"), 
                     channels=channels)
     streams = [f"depth.{s}" for s in symbols] + [f"trade.{s}" for s in symbols]
     events: list = [WsOpen(0, "ws-1", "ws://127.0.0.1:1/"),
-                    WsSend(1, "ws-1", '{"method":"SUBSCRIBE","params":%s}' % str(streams).replace("'", '"'))]
+                    WsSend(1, "ws-1", json.dumps({"method": "SUBSCRIBE", "params": streams}))]
     book = b'{"asks":[["11","1"],["12","2"]],"bids":[["9","2"],["10","1"]],"lastUpdateId":"100","timestamp":1}'
     for k, s in enumerate(symbols):
         events.append(HttpRequestEvent(2 + k, f"http-{k}", "GET", "http://127.0.0.1:1/api/v1/depth",
