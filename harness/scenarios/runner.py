@@ -131,6 +131,7 @@ class Run:
     lines: list[str] = field(default_factory=list)
     checker: Checker | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    exchange: dict[str, Any] = field(default_factory=dict)  # what the exchange saw (full feed: connections, ...)
 
     @property
     def violation(self) -> InvariantBroken | None:
@@ -279,9 +280,14 @@ async def run_feed_async(faulted: Faulted, *, depth: int | None = 10, sink: Call
     if not task.cancelled() and task.exception() is not None and checker.violation is None:
         checker.exception("the feed's run", task.exception())  # type: ignore[arg-type]
     if checker.violation is None:
-        internal = feed.metrics.get("internal_errors", 0) + feed.router.books.stats().get("internal_errors", 0)
+        # an exception the glue caught, one the book machine turned into a reset, one that restarted the feed
+        internal = (feed.metrics.get("internal_errors", 0) + feed.router.books.stats().get("internal_errors", 0)
+                    + getattr(feed, "restarts", 0))
         checker.finish(internal_errors=internal)
     run.stats = dict(checker.counts)
+    run.exchange = {"connections": len(transport.connections), "closes": list(transport.closes),
+                    "rejections": transport.rejections, "depth_requests": transport.exchange.requests,
+                    "streams": [sorted(c.named) for c in transport.connections]}
     if raise_violation:
         checker.check()
     return run

@@ -129,6 +129,7 @@ class ScenarioTransport(ReplayTransport):
         self.connections: list[ScenarioSession] = []
         self.last_private_ts: int | None = None
         self.rejections = 0
+        self.closes: list[int | None] = []  # codes of the connections the exchange side ended
         self._rest = ref.rest_answers()
 
     def configure(self, *, watchdog_s: float = WATCHDOG_S, rest_timeout_s: float = 10.0, private_attempts: int = 4
@@ -274,6 +275,7 @@ class ScenarioTransport(ReplayTransport):
     def _remote_close(self, session: ScenarioSession, code: int | None, reason: str) -> None:
         if not session.alive:
             return
+        self.closes.append(code)
         self.session_over(session, f"connection {session.number} closed ({code} {reason})")
         session.remote_close(WsClosed(code, reason))
 
