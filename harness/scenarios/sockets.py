@@ -109,15 +109,14 @@ recording); the others are placed by frame position and played as fast as the fe
 async def run_socket_async(recording: Recording, fault: SocketFault, *, frames: int = 400,
                            timeout_s: float = 30.0, depth: int | None = 10) -> Run:
     """One socket-level scenario (see the module docstring); raises the first broken invariant."""
+    from backpack.feed import BackpackFeed
     from backpack.live import LiveTransport
+    from backpack.protocol.normalized import Normalizer, dumps
     from harness.loopback.recorded.session import index_events
     from harness.loopback.recorded.source import END_REASON, RecordingSource
     from harness.loopback.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET
     from harness.pytest_plugin import running_server
     from harness.replay import feed_spec, run_feed
-
-    from backpack.feed import BackpackFeed
-    from backpack.protocol.normalized import Normalizer, dumps
 
     clean = prefix(recording, frames)
     reference = Reference.of(clean, name="socket scenario")
