@@ -221,6 +221,7 @@ def run_core(faulted: Faulted, client: Callable[[Faulted], Any] | None = None, *
             call(f"the disconnect at step {index}", impl.disconnected)
     checker.finish()
     run.stats = dict(checker.counts)
+    run.exchange = {"depth_requests": exchange.requests}
     return run
 
 
