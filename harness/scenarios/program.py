@@ -450,7 +450,12 @@ def corrupt(text: str | bytes, how: str) -> str:
                 del obj["data"]
             return json.dumps(obj, separators=(",", ":"))
     i = text.find(":")
-    return text[:i] + ";" + text[i + 1:] if i >= 0 else "{" + text
+    broken = text[:i] + ";" + text[i + 1:] if i >= 0 else text
+    try:
+        json.loads(broken)
+    except (ValueError, RecursionError):
+        return broken
+    return "#" + broken  # the colon was not a key's (or there was none): still JSON, so make it not
 
 
 def truncate(text: str | bytes, keep: int) -> str | bytes:
