@@ -107,6 +107,14 @@ def test_load_program_names_the_file(tmp_path) -> None:
         load_program(path)
     with pytest.raises(ProgramError, match="cannot read fault program"):
         load_program(tmp_path / "missing.json")
+    big = tmp_path / "big.json"
+    big.write_text('{"edits":[' + " " * (2 << 20) + "]}")
+    with pytest.raises(ProgramError, match=r"^big\.json: larger than 1048576 bytes"):
+        load_program(big)
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps({"edits": [{"kind": "cut", "at": 1}] * 65}))
+    with pytest.raises(ProgramError, match="'edits' has 65 edits; at most 64"):
+        load_program(many)
 
 
 def test_every_kind_documents_its_fields() -> None:

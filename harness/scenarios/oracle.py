@@ -386,12 +386,19 @@ class Reference:
     def has_private(self) -> bool:
         return any(f.private for f in self.frames)
 
-    def frames_between(self, start: int, stop: int) -> list[FrameInfo]:
-        """The received frames with event index in ``[start, stop)``."""
+    def _position(self, index: int) -> int:
         if self._index is None:
             self._index = [f.index for f in self.frames]
-        lo, hi = bisect.bisect_left(self._index, start), bisect.bisect_left(self._index, stop)
-        return self.frames[lo:hi]
+        return bisect.bisect_left(self._index, index)
+
+    def frames_between(self, start: int, stop: int) -> list[FrameInfo]:
+        """The received frames with event index in ``[start, stop)``."""
+        return self.frames[self._position(start):self._position(stop)]
+
+    def frames_after(self, start: int, n: int) -> list[FrameInfo]:
+        """The first ``n`` received frames at or after event ``start``."""
+        lo = self._position(start)
+        return self.frames[lo:lo + n]
 
     def rest_answers(self) -> dict[RestKey, RecordedAnswer]:
         """The first recorded answer per (method, path from ``/api/``, query multiset): what the exchange

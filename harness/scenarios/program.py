@@ -270,12 +270,18 @@ def _window(obj: object) -> Window | None:
     return Window(start, stop, stretch)
 
 
+MAX_PROGRAM_BYTES = 1 << 20
+
+
 def load_program(path: str | os.PathLike[str]) -> Program:
     try:
         with open(path, "rb") as f:
-            text = f.read()
+            text = f.read(MAX_PROGRAM_BYTES + 1)
     except OSError as exc:
         raise ProgramError(f"cannot read fault program {os.fspath(path)}: {exc.strerror or exc}") from None
+    if len(text) > MAX_PROGRAM_BYTES:
+        raise ProgramError(f"{os.path.basename(os.fspath(path))}: larger than {MAX_PROGRAM_BYTES} bytes; a fault "
+                           f"program is a short list of edits (at most {MAX_EDITS})")
     try:
         return Program.loads(text)
     except ProgramError as exc:
@@ -605,6 +611,8 @@ def _static_losses(steps: list[Step], silences: Sequence[tuple[int, int]], rejec
             origin = next((s.origin for s in steps if s.t >= t), steps[-1].origin if steps else 0)
             outages.append((t, Step(t, "drop", origin, code=WATCHDOG_CODE, reason="watchdog")))
     private_until = steps[0].t + round(rejections * PRIVATE_RETRY_S * 1e9) if rejections and steps else None
+    if not outages and private_until is None:
+        return steps
     out: list[Step] = []
     inserts = sorted((o for o in outages if o[1] is not None), key=lambda o: o[0])
     j = 0

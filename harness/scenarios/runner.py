@@ -19,6 +19,7 @@ the same ``Checker``; ``books()`` is optional and only makes invariant (a) stric
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 from backpack.protocol.events import FetchSnapshot
 from backpack.protocol.normalized import Normalizer, dumps
 from backpack.protocol.router import Router
+from backpack.protocol.symbols import normalize_symbol
 from harness.scenarios.invariants import Checker, InvariantBroken
 from harness.scenarios.oracle import Reference
 from harness.scenarios.program import Answer, Faulted, Program, apply
@@ -73,6 +75,9 @@ class CoreClient(Protocol):
         ...
 
 
+_symbol = functools.lru_cache(maxsize=4096)(normalize_symbol)  # the rule, once per symbol: it is on every record
+
+
 class NativeCore:
     """The project's sans-I/O core as a ``CoreClient``."""
 
@@ -80,7 +85,7 @@ class NativeCore:
 
     def __init__(self, faulted: Faulted, depth: int | None = 10) -> None:
         self.router = Router()
-        self.normalizer = Normalizer.for_router(self.router, depth=depth)
+        self.normalizer = Normalizer.for_router(self.router, depth=depth, symbol=_symbol)
         self._asks: list[tuple[str, int]] = []
 
     def _out(self, outputs: list[Any]) -> list[Record]:

@@ -59,7 +59,7 @@ def profile() -> Profile:
 
 def stretch_for(reference: Reference, start: int, frames: int, span_s: float) -> int:
     """The stretch that spreads ``frames`` frames from event ``start`` over about ``span_s`` seconds."""
-    indices = [f.index for f in reference.frames_between(start, len(reference.events))[: max(1, frames)]]
+    indices = [f.index for f in reference.frames_after(start, max(1, frames))]
     if not indices:
         return 1
     span_ns = reference.events[indices[-1]].t - reference.events[indices[0]].t
