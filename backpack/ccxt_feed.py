@@ -37,6 +37,11 @@ but inherits ccxt's view of the wire, including these limits:
 
 Errors raised by ccxt are logged and the affected watch loop retries with capped, jittered backoff;
 nothing a single stream does stops the feed.
+
+Observability: the feed reports the same metrics as the native one (``path="ccxt"``) from what
+``backpack.ccxt_observe`` sees of ccxt's frames, connections and REST calls. Sequence gaps are seen
+and counted (``backpack_book_gaps_total``) but, as before, applied by ccxt; a book counts as resynced
+when a watch on it fails and the feed hands the book to callbacks as a snapshot again.
 """
 
 from __future__ import annotations
@@ -56,9 +61,14 @@ from ccxt.base.errors import BaseError as CcxtError
 
 from . import compat
 from .backoff import equal_jitter
+from .ccxt_observe import CcxtObserver
 from .clock import sleep_or_stop, to_us
 from .config import PRODUCTION_REST_URL, PRODUCTION_WS_URL, BackpackConfig
 from .feedbase import BackpackFeedBase
+from .health import BookHealth, FeedHealth, StreamHealth
+from .logs import context
+from .metrics import CCXT, CounterView
+from .protocol.subscriptions import parse_stream
 from .protocol.wire import CANDLE_SECONDS
 from .redaction import mask_url
 
@@ -73,6 +83,16 @@ _DELIVERED_IDS_MIN = 1000
 
 # Candle lengths in seconds; "1month" is calendar based (see _candle_start).
 _INTERVAL_SECONDS = CANDLE_SECONDS
+
+# the old per-feed dict, now read from the registry
+_LEGACY_METRICS = {
+    "errors": (("backpack_errors_total", {"kind": "watch"}), ("backpack_errors_total", {"kind": "markets"})),
+    "callbacks": (("backpack_callback_latency_seconds", {}),),
+    "dropped": (("backpack_errors_total", {"kind": "conversion"}),),
+}
+
+# channels whose streams push continuously (see backpack.feed.FRESHNESS_CHANNELS)
+_FRESHNESS_KINDS = ("book", "ticker")
 
 _SUPPORTED = (
     compat.TRADES,
@@ -147,7 +167,7 @@ def default_exchange_factory(options: dict[str, Any]) -> Any:
 class _BookMirror:
     """Keeps a cryptofeed OrderBook equal to ccxt's book (top ``depth`` levels) and yields deltas."""
 
-    __slots__ = ("book", "depth", "levels", "sequence", "fresh")
+    __slots__ = ("book", "depth", "levels", "sequence", "fresh", "updated_us", "snapshot_us")
 
     def __init__(self, exchange: str, symbol: str, depth: int) -> None:
         self.book = compat.OrderBook(exchange, symbol, max_depth=depth)
@@ -155,6 +175,8 @@ class _BookMirror:
         self.levels: tuple[dict[float, float], dict[float, float]] = ({}, {})
         self.sequence: int | None = None
         self.fresh = True
+        self.updated_us: int | None = None  # when ccxt last handed over a changed book
+        self.snapshot_us: int | None = None  # when it was last handed to callbacks as a snapshot
 
     def reset(self) -> None:
         self.fresh = True
@@ -192,6 +214,8 @@ class _BookMirror:
 
 
 class BackpackCcxtFeed(BackpackFeedBase):
+    feed_path = CCXT
+    log_name = "backpack.ccxt_feed"
     websocket_channels = {
         compat.L2_BOOK: "l2_book",
         compat.TRADES: "trades",
@@ -207,9 +231,16 @@ class BackpackCcxtFeed(BackpackFeedBase):
         super().__init__(**kwargs)
         self.exchange_factory = exchange_factory or default_exchange_factory
         self.exchange: Any = None
-        self.metrics: dict[str, int] = {"errors": 0, "callbacks": 0, "dropped": 0}
+        self.metrics = CounterView(self.registry, _LEGACY_METRICS)
         self._books: dict[str, _BookMirror] = {}
         self._watchers: list[asyncio.Task] = []
+        self._ccxt_symbols: dict[str, str] = {}  # native -> ccxt symbol
+        self._streams: dict[str, tuple[str, str, str]] = {}  # watcher name -> (kind, native, Backpack stream)
+        self._watch_failures: dict[str, int] = {}  # watcher name -> consecutive failures now
+        self.observer = CcxtObserver(self)
+        self._resyncs = self.registry.counter("backpack_book_resyncs_total")
+        self._dropped = self.registry.counter("backpack_dropped_total")
+        self.registry.add_collector(self._collect_ccxt)
 
     async def _run(self, stop: asyncio.Event) -> None:
         await self._run_ccxt(stop)
@@ -222,11 +253,12 @@ class BackpackCcxtFeed(BackpackFeedBase):
         exchange = self.exchange_factory(ccxt_options(cfg))
         if cfg.rest_url != PRODUCTION_REST_URL or cfg.ws_url != PRODUCTION_WS_URL:
             point_at(exchange, cfg.rest_url, cfg.ws_url)
+        self.observer.install(exchange)
         return exchange
 
     async def _run_ccxt(self, stop: asyncio.Event) -> None:
         cfg = self.bp_config
-        LOG.info(
+        self.log.info(
             "%s: ccxt path active (ccxt %s; %s)",
             self.id,
             ccxt.__version__,
@@ -254,7 +286,7 @@ class BackpackCcxtFeed(BackpackFeedBase):
             try:
                 await exchange.close()
             except Exception as exc:  # noqa: BLE001 - closing must not mask the reason for stopping
-                LOG.warning("%s: closing the ccxt exchange failed: %s", self.id, self._safe(exc))
+                self.log.warning("%s: closing the ccxt exchange failed: %s", self.id, self._safe(exc))
 
     async def _load_markets(self, stop: asyncio.Event) -> bool:
         failures = 0
@@ -265,10 +297,11 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 raise
             except Exception as exc:  # noqa: BLE001 - ccxt or transport failure: retry
                 failures += 1
-                self.metrics["errors"] += 1
+                self._error("markets")
                 delay = self._backoff(failures)
-                LOG.warning(
-                    "%s: ccxt load_markets failed (%s); retrying in %.1fs", self.id, self._safe(exc), delay
+                self.log.warning(
+                    "%s: ccxt load_markets failed (%s); retrying in %.1fs", self.id, self._safe(exc), delay,
+                    extra=context(cause=type(exc).__name__),
                 )
                 if await sleep_or_stop(self.clock, to_us(delay), stop):
                     return False
@@ -291,22 +324,26 @@ class BackpackCcxtFeed(BackpackFeedBase):
             native: str,
             fetch: Callable[[], Awaitable[Any]],
             handle: Callable[[Any, float], Awaitable[None]],
-            on_error: Callable[[], None] | None = None,
+            on_error: Callable[[BaseException], None] | None = None,
         ) -> None:
             if (kind, native) in seen:
                 return
             seen.add((kind, native))
             name = f"{self.id}.ccxt.{kind}.{native}"
+            self._streams[name] = (kind, native, _stream_name(kind, native, self.candle_interval))
             tasks.append(asyncio.create_task(self._watch(name, stop, fetch, handle, on_error), name=name))
 
         for channel, natives in self.subscription.items():
             for native in natives or ():
                 sym = self._ccxt_symbol(native)
                 if sym is None:
-                    LOG.error(
-                        "%s: %s is not among ccxt's Backpack markets; no %s for it", self.id, native, channel
+                    self.log.error(
+                        "%s: %s is not among ccxt's Backpack markets; no %s for it", self.id, native, channel,
+                        extra=context(symbol=self.exchange_symbol_to_std_symbol(native),
+                                      cause="unlisted symbol"),
                     )
                     continue
+                self._ccxt_symbols[native] = sym
                 std = self.exchange_symbol_to_std_symbol(native)
                 if channel == "trades":
                     spawn("trades", native, lambda s=sym: ex.watch_trades(s), self._trades_handler(std, sym))
@@ -317,7 +354,7 @@ class BackpackCcxtFeed(BackpackFeedBase):
                         native,
                         lambda s=sym: ex.watch_order_book(s),
                         self._book_handler(mirror),
-                        mirror.reset,
+                        lambda exc, n=native, m=mirror: self._book_failed(n, m, exc),
                     )
                 elif channel == "ticker":
                     spawn(
@@ -351,10 +388,11 @@ class BackpackCcxtFeed(BackpackFeedBase):
         stop: asyncio.Event,
         fetch: Callable[[], Awaitable[Any]],
         handle: Callable[[Any, float], Awaitable[None]],
-        on_error: Callable[[], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         """One ccxt ``watch_*`` loop: every failure is logged, backed off and retried until stop."""
         failures = 0
+        stream = self._streams[name][2] if name in self._streams else None
         while not stop.is_set():
             try:
                 result = await fetch()
@@ -362,35 +400,129 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 raise
             except Exception as exc:  # noqa: BLE001 - ccxt errors (NetworkError, ExchangeError...) and bugs alike
                 failures += 1
-                self.metrics["errors"] += 1
+                self._watch_failures[name] = failures
+                self._error("watch")
+                if isinstance(exc, ccxt.AuthenticationError):
+                    self.observer.auth_failures += 1
+                    self.recent.mark("auth_failures", self.clock.now_us())
                 if on_error is not None:
-                    on_error()
+                    on_error(exc)
                 delay = self._backoff(failures)
                 level = logging.WARNING if isinstance(exc, CcxtError) else logging.ERROR
-                LOG.log(level, "%s: %s failed (%s); retrying in %.1fs", self.id, name, self._safe(exc), delay)
+                self.log.log(level, "%s: %s failed (%s); retrying in %.1fs", self.id, name, self._safe(exc),
+                             delay, extra=context(stream=stream, cause=type(exc).__name__))
                 if await sleep_or_stop(self.clock, to_us(delay), stop):
                     return
                 continue
             failures = 0
+            self._watch_failures[name] = 0
             try:
                 await handle(result, self.clock.now_us() / 1_000_000)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self.metrics["dropped"] += 1
-                LOG.exception("%s: %s: update dropped (conversion failed)", self.id, name)
+            except Exception as exc:
+                self._error("conversion")
+                self.log.exception("%s: %s: update dropped (conversion failed)", self.id, name,
+                                   extra=context(stream=stream, cause=type(exc).__name__))
 
     def _backoff(self, failures: int) -> float:
         return equal_jitter(BACKOFF_BASE, failures - 1, BACKOFF_CAP, self.rng)
 
+    def _book_failed(self, native: str, mirror: _BookMirror, exc: BaseException) -> None:
+        """The book's watch failed: the next book goes to callbacks as a snapshot, which is a resync."""
+        if not mirror.fresh:
+            reason = "reconnect" if isinstance(exc, ccxt.NetworkError) else "error"
+            std = self.exchange_symbol_to_std_symbol(native)
+            self._resyncs.inc(std, reason)
+            self.recent.mark("resyncs", self.clock.now_us())
+            level = logging.INFO if reason == "reconnect" else logging.WARNING
+            self.ratelog.log(level, f"resync {native} {reason}", "%s: %s book resync (%s)", self.id, native,
+                             reason, extra=context(symbol=std, stream=f"depth.{native}", cause=reason))
+        mirror.reset()
+
+    def _internal_error(self, where: str, exc: BaseException) -> None:
+        self._error("internal")
+        self.ratelog.log(logging.ERROR, f"internal {where}", "%s: %s failed (%s); continuing", self.id, where,
+                         type(exc).__name__, exc_info=exc, extra=context(cause=type(exc).__name__))
+
     def _safe(self, exc: BaseException) -> str:
         return self.bp_config.redact(f"{type(exc).__name__}: {exc}")
+
+    # --- observability -------------------------------------------------------------------------
+
+    def _frames_total(self) -> int:
+        return self.observer.frames
+
+    def _book_state(self, native: str) -> tuple[str, int | None]:
+        book = self.observer._ccxt_book(native)
+        if book is None:
+            return "idle", None
+        nonce = book.get("nonce")
+        return ("buffering", None) if nonce is None else ("synced", nonce)
+
+    def _collect_ccxt(self) -> Any:
+        now = self.clock.now_us()
+        obs = self.observer
+        yield "backpack_ws_connects_total", {}, obs.connects
+        yield "backpack_ws_reconnects_total", {}, obs.reconnects
+        yield "backpack_ws_connected", {}, int(bool(obs.open))
+        yield "backpack_auth_failures_total", {}, obs.auth_failures
+        yield "backpack_rest_failures_total", {}, obs.rest_failures
+        for native, mirror in sorted(self._books.items()):
+            std = self.exchange_symbol_to_std_symbol(native)
+            state, _ = self._book_state(native)
+            yield "backpack_book_synced", {"symbol": std}, int(state == "synced")
+            if state == "synced" and mirror.updated_us is not None:
+                yield "backpack_book_age_seconds", {"symbol": std}, (now - mirror.updated_us) / 1e6
+            if state == "synced" and mirror.snapshot_us is not None:
+                yield "backpack_book_snapshot_age_seconds", {"symbol": std}, (now - mirror.snapshot_us) / 1e6
+
+    def health_status(self, now_us: int, window_us: int) -> FeedHealth:
+        obs = self.observer
+        connected = bool(obs.open) and self.exchange is not None
+        since = self._connected_since
+        books = []
+        for native, mirror in sorted(self._books.items()):
+            state, nonce = self._book_state(native)
+            synced = state == "synced"
+            books.append(BookHealth(
+                self.exchange_symbol_to_std_symbol(native), state, nonce,
+                mirror.updated_us if synced else None, mirror.snapshot_us if synced else None,
+                obs.gaps_since_build.get(native, 0),
+            ))
+        streams = []
+        fresh: set[str] = set()
+        for name, (kind, native, stream) in sorted(self._streams.items()):
+            if kind in _FRESHNESS_KINDS:
+                fresh.add(native)
+            stream_kind = parse_stream(stream)[0]
+            last = self.activity.last_for(stream_kind, native)
+            if not connected:
+                status = "disconnected"
+            elif self._watch_failures.get(name):
+                status = "retrying"
+            elif last is not None and since is not None and last >= since:
+                status = "receiving"
+            else:
+                status = "subscribed"
+            streams.append(StreamHealth(stream, status, last, self.activity.count_for(stream_kind, native)))
+        last_by_symbol = self.activity.last_for_symbol()
+        return FeedHealth(
+            feed=self.id, path=self.feed_path, running=self._running, connected=connected,
+            connects=obs.connects, reconnects=obs.reconnects, connected_since_us=since,
+            last_frame_us=self._last_frame_us,
+            messages_per_second=self.frame_rate.rate(now_us, self._frames_total()),
+            books=books, streams=streams,
+            symbols_last_us={
+                self.exchange_symbol_to_std_symbol(n): last_by_symbol.get(n) for n in sorted(fresh)
+            },
+            recent=self._recent(now_us, window_us),
+        )
 
     # --- conversions ---------------------------------------------------------------------------
 
     async def _emit(self, channel: str, obj: Any, receipt: float) -> None:
         if self.callbacks.get(channel):
-            self.metrics["callbacks"] += 1
             await self.callback(channel, obj, receipt)
 
     def _trades_handler(self, std: str, sym: str) -> Callable[[Any, float], Awaitable[None]]:
@@ -408,6 +540,7 @@ class BackpackCcxtFeed(BackpackFeedBase):
             if tid is not None:
                 key = str(tid)
                 if key in delivered:
+                    self._dropped.inc("duplicate_trade")
                     return
                 delivered[key] = None
                 if len(delivered) > limit:
@@ -437,6 +570,11 @@ class BackpackCcxtFeed(BackpackFeedBase):
     def _book_handler(self, mirror: _BookMirror) -> Callable[[Any, float], Awaitable[None]]:
         async def handle(book: Any, receipt: float) -> None:
             changed, delta = mirror.update(book)
+            if changed:
+                now = self.clock.now_us()
+                mirror.updated_us = now
+                if delta is None:
+                    mirror.snapshot_us = now
             if changed and self.callbacks.get(compat.L2_BOOK):
                 await self.book_callback(
                     compat.L2_BOOK,
@@ -570,6 +708,15 @@ class BackpackCcxtFeed(BackpackFeedBase):
                 )
 
         return handle
+
+
+def _stream_name(kind: str, native: str, interval: str) -> str:
+    """The Backpack stream a ccxt watcher reads (health reports streams by the exchange's names)."""
+    return {
+        "trades": f"trade.{native}", "book": f"depth.{native}", "ticker": f"bookTicker.{native}",
+        "candles": f"kline.{interval}.{native}", "orders": f"account.orderUpdate.{native}",
+        "positions": f"account.positionUpdate.{native}",
+    }.get(kind, f"{kind}.{native}")
 
 
 def _trades_limit(exchange: Any) -> int:

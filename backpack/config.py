@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,18 @@ def _wrap(key: str, value: Any, known: set[str]) -> Any:
     return value
 
 
+def _mask_mapping(data: Mapping[Any, Any], known: set[str]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    hidden_names = 0
+    for key, value in data.items():
+        if isinstance(key, str) and looks_like_key(key):
+            # A seed pasted as a setting *name*: pydantic would print it as the error location.
+            hidden_names += 1
+            key = f"<setting name {hidden_names}, not shown: it looks like key material>"
+        out[key] = _wrap(key, value, known) if isinstance(key, str) else value
+    return out
+
+
 def _shown_input(value: Any) -> Any:
     """The input recorded for a located cross-field error (a source name or path)."""
     text = str(value) if isinstance(value, Path) else value
@@ -249,6 +262,72 @@ def _error(
         type=PydanticCustomError(kind, template, ctx), loc=(field,) if field else (), input=shown
     )
     return ValidationError.from_exception_data(BackpackConfig.__name__, [detail])
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
+
+# field -> (type, low bound, high bound, low bound exclusive) for the health section
+_HEALTH_NUMERIC: dict[str, tuple[type, float | None, float | None, bool]] = {
+    "port": (int, 0, 65535, False),
+    "window_seconds": (float, 0, None, True),
+    "max_resyncs": (int, 0, None, False),
+    "max_gaps": (int, 0, None, False),
+    "max_reconnects": (int, 0, None, False),
+    "max_errors": (int, 0, None, False),
+    "max_auth_failures": (int, 0, None, False),
+}
+_HEALTH_AGES = ("stale_book_seconds", "stale_message_seconds")
+
+
+class HealthSettings(BaseModel):
+    """``backpack.health``: where ``GET /health`` and ``GET /metrics`` listen, and when the verdict turns.
+
+    Loopback by default: a health endpoint is reachable by whatever can reach the port, so binding
+    elsewhere is an explicit choice. ``port: 0`` takes a free port (tests; read it from the feed).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    host: str = "127.0.0.1"
+    port: int = 9464
+    # degraded while more than max_* of these happened within the last window_seconds
+    window_seconds: float = 60.0
+    max_resyncs: int = 3
+    max_gaps: int = 0
+    max_reconnects: int = 0
+    max_errors: int = 10
+    max_auth_failures: int = 0
+    # degraded while a book (a symbol's messages) is older than this; null disables the check
+    stale_book_seconds: float | None = 60.0
+    stale_message_seconds: float | None = 60.0
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _check_host(cls, value: Any) -> str:
+        if isinstance(value, _KeyLike):
+            raise PydanticCustomError(
+                "host", "must be a host name or IP address; {hidden}", {"hidden": HIDDEN}
+            )
+        if not isinstance(value, str) or not _HOST.fullmatch(value.strip()):
+            raise PydanticCustomError(
+                "host", "must be a host name or IP address to bind (e.g. 127.0.0.1), not a URL"
+            )
+        return value.strip().strip("[]")
+
+    @field_validator(*_HEALTH_NUMERIC, mode="before")
+    @classmethod
+    def _check_number(cls, value: Any, info: ValidationInfo) -> Any:
+        kind, lo, hi, lo_open = _HEALTH_NUMERIC[info.field_name]  # type: ignore[index]
+        return _number(value, kind, lo, hi, lo_open)
+
+    @field_validator(*_HEALTH_AGES, mode="before")
+    @classmethod
+    def _check_age(cls, value: Any) -> Any:
+        return None if value is None else _number(value, float, 0, None, True)
+
+
+# nested sections: name -> (model, its known keys)
+_SECTIONS: dict[str, type[BaseModel]] = {"health": HealthSettings}
 
 
 class BackpackConfig(BaseModel):
@@ -281,6 +360,8 @@ class BackpackConfig(BaseModel):
     breaker_reset_seconds: float = 30.0
     private_subscribe_retries: int = 3
     subscribe_batch_size: int = 50
+    # GET /health and GET /metrics (off unless configured; see HealthSettings)
+    health: HealthSettings | None = None
 
     _seed: SecretStr | None = PrivateAttr(default=None)
     _signer: Signer | None = PrivateAttr(default=None)
@@ -293,15 +374,10 @@ class BackpackConfig(BaseModel):
         """Wrap secret and unknown values so no pydantic error or ``errors()`` entry carries them."""
         if not isinstance(data, Mapping):
             return data
-        known = set(cls.model_fields) | set(_ALIASES)
-        out: dict[Any, Any] = {}
-        hidden_names = 0
-        for key, value in data.items():
-            if isinstance(key, str) and looks_like_key(key):
-                # A seed pasted as a setting *name*: pydantic would print it as the error location.
-                hidden_names += 1
-                key = f"<setting name {hidden_names}, not shown: it looks like key material>"
-            out[key] = _wrap(key, value, known) if isinstance(key, str) else value
+        out = _mask_mapping(data, set(cls.model_fields) | set(_ALIASES))
+        for name, model in _SECTIONS.items():
+            if isinstance(out.get(name), Mapping):
+                out[name] = _mask_mapping(out[name], set(model.model_fields))
         for alias, name in _ALIASES.items():
             if alias in out and name in out:
                 raise _error(
@@ -416,6 +492,19 @@ class BackpackConfig(BaseModel):
                 "choice", "must be one of {choices} or null for realtime", {"choices": ", ".join(DEPTH_SPEEDS)}
             )
         return value
+
+    @field_validator("health", mode="before")
+    @classmethod
+    def _check_health(cls, value: Any) -> Any:
+        if value is None or value is False:
+            return None
+        if value is True:
+            return {}
+        if isinstance(value, HealthSettings | Mapping):
+            return value
+        raise PydanticCustomError(
+            "health", "must be a mapping of health endpoint settings (host, port, thresholds) or true"
+        )
 
     @field_validator("native_enabled", mode="before")
     @classmethod
@@ -644,12 +733,10 @@ def format_errors(exc: ValidationError | ConfigError, prefix: str = SECTION) -> 
         where = ".".join([prefix, *loc]) if loc else prefix
         kind = err["type"]
         if kind == "extra_forbidden":
-            close = difflib.get_close_matches(field, _known_names(), n=1)
-            hint = (
-                f" (did you mean {close[0]!r}?)"
-                if close
-                else f"; known settings: {', '.join(_known_names())}"
-            )
+            section = _SECTIONS.get(field) if len(loc) > 1 else None
+            names = sorted(section.model_fields) if section is not None else _known_names()
+            close = difflib.get_close_matches(loc[-1], names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known settings: {', '.join(names)}"
             lines.append(f"{where}: unknown setting{hint}")
             continue
         msg = err["msg"]

@@ -18,9 +18,13 @@ from .backoff import equal_jitter
 from .clock import Clock, to_us
 from .errors import BackpackError
 from .feedbase import BackpackFeedBase
+from .health import BookHealth, FeedHealth, StreamHealth
+from .logs import ContextLogger, context
+from .metrics import CounterView
 from .protocol import events as ev
+from .protocol.book import SYNCED
 from .protocol.router import Router, accepted, is_auth_error
-from .protocol.subscriptions import streams_for
+from .protocol.subscriptions import is_private, parse_stream, streams_for
 from .protocol.symbols import SymbolCache, SymbolMap
 from .protocol.wire import FEED_MARKET_TYPES
 from .rest import RestClient
@@ -33,6 +37,36 @@ ProtocolCallback = Callable[[Any], Awaitable[None] | None]
 
 # Without marketType the exchange lists only SPOT and PERP; ask for every type a feed may subscribe to.
 MARKET_TYPES = FEED_MARKET_TYPES
+
+# protocol event -> the stream kind it arrives on (book updates are counted by _on_book)
+_STREAM_OF: dict[type, str] = {
+    ev.Trade: "trade",
+    ev.BookTicker: "bookTicker",
+    ev.Ticker: "ticker",
+    ev.Candle: "kline",
+    ev.MarkPrice: "markPrice",
+    ev.OpenInterest: "openInterest",
+    ev.Liquidation: "liquidation",
+    ev.OrderUpdate: "account.orderUpdate",
+    ev.PositionUpdate: "account.positionUpdate",
+    ev.BalanceUpdate: "account.balanceUpdate",
+    ev.RfqUpdate: "account.rfqUpdate",
+}
+
+# Channels whose streams push continuously (on every book change, or every second): a symbol subscribed
+# to one of them and silent for stale_message_seconds is a problem. Trades, candles, liquidations and the
+# private streams are quiet whenever nothing happens, so their silence says nothing.
+FRESHNESS_CHANNELS = ("l2_book", "ticker", "ticker_24h", "funding")
+
+# the old per-feed dict, now read from the registry
+_LEGACY_METRICS = {
+    "resyncs": (("backpack_book_resyncs_total", {}),),
+    "errors": (("backpack_decode_errors_total", {}), ("backpack_auth_failures_total", {})),
+    "callbacks": (("backpack_callback_latency_seconds", {}),),
+    "snapshots": (("backpack_book_snapshots_total", {"result": "ok"}),),
+    "snapshot_failures": (("backpack_book_snapshots_total", {"result": "failed"}),),
+    "internal_errors": (("backpack_errors_total", {"kind": "internal"}),),
+}
 
 
 class BackpackFeed(BackpackFeedBase):
@@ -76,9 +110,17 @@ class BackpackFeed(BackpackFeedBase):
         self.rest: RestClient | None = None
         self._books: dict[str, Any] = {}
         self._snapshot_tasks: dict[str, asyncio.Task] = {}
-        self.metrics: dict[str, int] = {
-            "resyncs": 0, "errors": 0, "callbacks": 0, "snapshots": 0, "snapshot_failures": 0, "internal_errors": 0,
-        }
+        # native symbol -> [last change, last snapshot] receipts (µs) of the cryptofeed book
+        self._book_times: dict[str, list[int | None]] = {}
+        # totals of the session and REST client of earlier runs (each run builds new ones)
+        self._retired: dict[str, int] = {}
+        self.metrics = CounterView(self.registry, _LEGACY_METRICS)
+        r = self.registry
+        self._resyncs = r.counter("backpack_book_resyncs_total")
+        self._gaps = r.counter("backpack_book_gaps_total")
+        self._snapshots = r.counter("backpack_book_snapshots_total")
+        self._decode_errors = r.counter("backpack_decode_errors_total")
+        r.add_collector(self._collect_native)
 
     def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
         if self.symbol_map is not None and symbol in self.symbol_map:
@@ -101,17 +143,20 @@ class BackpackFeed(BackpackFeedBase):
     async def _run(self, stop: asyncio.Event) -> None:
         cfg = self.bp_config
         transport = self._make_transport()
+        self._retire()
         self.rest = RestClient(
             transport, cfg.rest_url, signer=cfg.signer(), window_ms=cfg.window_ms, retries=cfg.rest_retries,
             breaker_threshold=cfg.breaker_threshold, breaker_reset=cfg.breaker_reset_seconds,
-            timeout=cfg.rest_timeout, rng=self.rng,
+            timeout=cfg.rest_timeout, rng=self.rng, registry=self.registry,
         )
         streams = streams_for(self.subscription, interval=self.candle_interval, depth_speed=cfg.depth_speed)
-        LOG.info("%s: native path active (%s), %d streams", self.id, "sandbox" if cfg.sandbox else "production", len(streams))
+        where = "sandbox" if cfg.sandbox else "production"
+        self.log.info("%s: native path active (%s), %d streams", self.id, where, len(streams))
         self.session = WsSessionManager(
-            transport, cfg.ws_url, streams, self._on_frame,
+            transport, cfg.ws_url, streams, self._on_frame, on_connect=self._on_connect,
             on_disconnect=self._on_disconnect, signer=cfg.signer(), window_ms=cfg.window_ms,
             batch_size=cfg.subscribe_batch_size, private_retries=cfg.private_subscribe_retries, rng=self.rng,
+            log=ContextLogger(logging.getLogger("backpack.session"), self.log.extra),
         )
         # The market list only validates the subscription and refines names (which convert by rule
         # anyway), so it loads beside the stream: a slow or failing /markets must not hold data back.
@@ -131,9 +176,9 @@ class BackpackFeed(BackpackFeedBase):
 
     def _task_done(self, task: asyncio.Task, what: str) -> None:
         if not task.cancelled() and task.exception() is not None:
-            self.metrics["internal_errors"] += 1
+            self._error("internal")
             self.ratelog.log(logging.ERROR, f"task {what}", "%s: %s task failed", self.id, what,
-                             exc_info=task.exception())
+                             exc_info=task.exception(), extra=context(cause=type(task.exception()).__name__))
 
     async def _load_symbols(self) -> None:
         """Market metadata validates the subscription; names themselves convert by rule, so a failure is not fatal."""
@@ -141,16 +186,18 @@ class BackpackFeed(BackpackFeedBase):
         try:
             payload = await self.rest.markets(MARKET_TYPES)
         except (BackpackError, TransportError) as exc:
-            LOG.error("%s: could not load /api/v1/markets (%s); continuing with rule-based symbol names", self.id, exc)
+            self._error("markets")
+            self.log.error("%s: could not load /api/v1/markets (%s); continuing with rule-based symbol names",
+                           self.id, exc, extra=context(cause=type(exc).__name__))
             return
         self.symbol_map = self.symbols.update(payload, self.clock.now_us())
         for warning in self.symbols.warnings:
-            LOG.warning("%s: %s", self.id, warning)
+            self.log.warning("%s: %s", self.id, warning)
         # RFQ markets (<spot>_RFQ) are never listed by /markets: their absence says nothing.
         wanted = {s for symbols in self.subscription.values() for s in (symbols or ()) if not s.endswith("_RFQ")}
         for native in sorted(wanted - set(self.symbol_map.natives())):
-            LOG.error("%s: %s is not listed by /api/v1/markets; the exchange sends nothing for unknown symbols",
-                      self.id, native)
+            self.log.error("%s: %s is not listed by /api/v1/markets; the exchange sends nothing for it",
+                           self.id, native, extra=context(symbol=self._std(native), cause="unlisted symbol"))
 
     async def _refresh_symbols(self, stop: asyncio.Event) -> None:
         """Load the market list now, then again every ``symbol_cache_ttl`` seconds (new listings, tick sizes)."""
@@ -173,18 +220,23 @@ class BackpackFeed(BackpackFeedBase):
     # --- inputs --------------------------------------------------------------------------------
 
     async def _on_frame(self, frame: WsFrame) -> None:
+        self._last_frame_us = frame.receipt
         try:
             await self._dispatch(self.router.receive_frame(frame.data, frame.receipt))
         except Exception as exc:  # noqa: BLE001 - a bug in the glue must cost one frame, not the feed
             self._internal_error("frame handling", exc)
 
     def _internal_error(self, where: str, exc: BaseException) -> None:
-        self.metrics["internal_errors"] += 1
+        self._error("internal")
         self.ratelog.log(logging.ERROR, f"internal {where}", "%s: %s failed (%s); continuing", self.id, where,
-                         type(exc).__name__, exc_info=exc)
+                         type(exc).__name__, exc_info=exc, extra=context(cause=type(exc).__name__))
 
+    async def _on_connect(self, connection: int) -> None:
+        self._connected_since = self.clock.now_us()
 
     async def _on_disconnect(self, connection: int) -> None:
+        self._connected_since = None
+        self.recent.mark("reconnects", self.clock.now_us())
         await self._dispatch(self.router.connection_lost())
 
     async def _fetch_snapshot(self, symbol: str, attempt: int) -> None:
@@ -194,25 +246,35 @@ class BackpackFeed(BackpackFeedBase):
                 await self.clock.sleep_us(to_us(equal_jitter(0.25, attempt - 2, 30.0, self.rng)))
             data, receipt = await self.rest.depth_snapshot(symbol, self.bp_config.depth_limit)
         except (BackpackError, TransportError) as exc:
-            self.metrics["snapshot_failures"] += 1
+            self._snapshot_failed(symbol)
             self.ratelog.log(logging.WARNING, f"snapshot {symbol}", "%s: depth snapshot for %s failed: %s",
-                             self.id, symbol, exc)
+                             self.id, symbol, exc,
+                             extra=context(symbol=self._std(symbol), stream=f"depth.{symbol}",
+                                           cause=type(exc).__name__))
             outputs = self.router.snapshot_failed(symbol)
         except Exception as exc:  # noqa: BLE001 - anything else still must not leave the book buffering
-            self.metrics["snapshot_failures"] += 1
+            self._snapshot_failed(symbol)
             self._internal_error(f"depth snapshot for {symbol}", exc)
             outputs = self.router.snapshot_failed(symbol)
         else:
-            self.metrics["snapshots"] += 1
+            self._snapshots.inc(self._std(symbol), "ok")
             outputs = self.router.receive_snapshot(symbol, data, receipt)
         finally:
             self._snapshot_tasks.pop(symbol, None)
         await self._dispatch(outputs)
 
+    def _snapshot_failed(self, symbol: str) -> None:
+        self._snapshots.inc(self._std(symbol), "failed")
+        self.recent.mark("errors", self.clock.now_us())
+
     # --- outputs -------------------------------------------------------------------------------
 
     async def _dispatch(self, outputs: list[Any]) -> None:
+        seen = self.activity.seen
         for out in outputs:
+            kind = _STREAM_OF.get(type(out))
+            if kind is not None:
+                seen(kind, getattr(out, "symbol", ""), out.receipt)
             if self.protocol_callback is not None:
                 try:
                     result = self.protocol_callback(out)
@@ -229,7 +291,6 @@ class BackpackFeed(BackpackFeedBase):
 
     async def _emit(self, channel: str, obj: Any, receipt_us: int) -> None:
         if self.callbacks.get(channel):
-            self.metrics["callbacks"] += 1
             await self.callback(channel, obj, receipt_us / 1_000_000)
 
     async def _on_fetch(self, out: ev.FetchSnapshot) -> None:
@@ -247,11 +308,16 @@ class BackpackFeed(BackpackFeedBase):
             for price, size in proto.ask_dict().items():
                 book.book.asks[price] = size
             self._books[out.symbol] = book
+            self._book_times[out.symbol] = [out.receipt, out.receipt]
             delta = None
         else:
+            self.activity.seen("depth", out.symbol, out.receipt)
             book = self._books.get(out.symbol)
             if book is None:
                 return
+            times = self._book_times.get(out.symbol)
+            if times is not None:
+                times[0] = out.receipt
             d = out.delta
             for side, levels in ((book.book.bids, d.bids), (book.book.asks, d.asks)):
                 for price, size in levels:
@@ -268,24 +334,42 @@ class BackpackFeed(BackpackFeedBase):
             )
 
     async def _on_resync(self, out: ev.ResyncNeeded) -> None:
-        self.metrics["resyncs"] += 1
+        std = self._std(out.symbol)
+        now = self.clock.now_us()
+        self._resyncs.inc(std, out.reason)
+        self.recent.mark("resyncs", now)
+        if out.reason == "gap":
+            self._gaps.inc(std)
+            self.recent.mark("gaps", now)
         self._books.pop(out.symbol, None)
+        self._book_times.pop(out.symbol, None)
         # The core reports resyncs as events and logs them at DEBUG only; the shell, which has a clock,
         # tells the operator once per symbol and cause per interval. A reconnect's resync is expected.
         level = logging.INFO if out.reason == "reconnect" else logging.WARNING
         self.ratelog.log(level, f"resync {out.symbol} {out.reason}", "%s: %s book resync (%s; expected %s, got %s)",
-                         self.id, out.symbol, out.reason, out.expected, out.got)
+                         self.id, out.symbol, out.reason, out.expected, out.got,
+                         extra=context(symbol=std, stream=f"depth.{out.symbol}", cause=out.reason,
+                                       connection=self._connection_id()))
 
     async def _on_error(self, out: ev.ErrorEvent) -> None:
-        self.metrics["errors"] += 1
+        now = self.clock.now_us()
         if is_auth_error(out):
-            LOG.error("%s: private subscription rejected by the exchange: %s (code %s)", self.id, out.message, out.code)
+            self.recent.mark("auth_failures", now)
+            self.log.error("%s: private subscription rejected by the exchange: %s (code %s)", self.id,
+                           out.message, out.code,
+                           extra=context(stream=out.stream, cause=f"auth: code {out.code}",
+                                         connection=self._connection_id()))
             if self.session is not None:
                 self.session.private_rejected()
         else:
+            reason = "undecodable" if out.code is None else "exchange_error"
+            self._decode_errors.inc(reason)
+            self.recent.mark("errors", now)
             kind = "undecodable frame" if out.code is None else "exchange error frame"
             self.ratelog.log(logging.WARNING, f"{kind} {out.code}", "%s: %s: %s (code %s)", self.id, kind,
-                             out.message, out.code)
+                             out.message, out.code,
+                             extra=context(stream=out.stream, cause=f"{reason}: {out.code}",
+                                           connection=self._connection_id()))
 
     async def _on_trade(self, out: ev.Trade) -> None:
         await self._emit(compat.TRADES, adapters.trade(out, self._std(out.symbol)), out.receipt)
@@ -323,6 +407,128 @@ class BackpackFeed(BackpackFeedBase):
 
     async def _on_balance(self, out: ev.BalanceUpdate) -> None:
         await self._emit(compat.BALANCES, adapters.balance(out), out.receipt)
+
+    # --- observability -------------------------------------------------------------------------
+
+    def _retire(self) -> None:
+        """Fold the counters of the previous run's session and REST client into the carried totals."""
+        for key, value in self._live_totals().items():
+            self._retired[key] = self._retired.get(key, 0) + value
+        self.session = self.rest = None  # counted once, even if this run fails before replacing them
+
+    def _live_totals(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        if self.session is not None:
+            st = self.session.stats
+            out.update(frames=st.frames, connects=st.connects, reconnects=st.reconnects)
+        if self.rest is not None:
+            m = self.rest.metrics
+            out.update(retries=m["retries"], failures=m["failures"], breaker_opens=m["breaker_opens"],
+                       breaker_rejections=m["breaker_rejections"])
+        return out
+
+    def _total(self, key: str) -> int:
+        return self._retired.get(key, 0) + self._live_totals().get(key, 0)
+
+    def _frames_total(self) -> int:
+        return self._total("frames")
+
+    def _collect_native(self) -> Any:
+        """The core's and the shells' own counters, read now (the hot path never pays for them)."""
+        now = self.clock.now_us()
+        router = self.router
+        yield "backpack_ws_connects_total", {}, self._total("connects")
+        yield "backpack_ws_reconnects_total", {}, self._total("reconnects")
+        yield "backpack_ws_connected", {}, int(self._connected())
+        yield "backpack_auth_failures_total", {}, router.stats["auth_errors"]
+        stopped = self.session is not None and self.session.stats.private_stopped
+        yield "backpack_private_channels_stopped", {}, int(stopped)
+        decoder = router.decoder.stats
+        books = router.books.stats()
+        dropped = {
+            "unknown_stream": decoder["unknown_stream"],
+            "malformed_envelope": decoder["dropped"],
+            "unsubscribed": router.stats["unsubscribed"],
+            "duplicate_trade": router.stats["duplicate_trades"],
+            "duplicate_fill": router.stats["duplicate_fills"],
+            "duplicate_delta": books["duplicates"],
+            "old_delta": books["dropped_old"],
+            "discarded_buffer": books["discarded"],
+            "invalid_delta": books["invalid_deltas"],
+            "unroutable": router.books.ignored,
+        }
+        for reason, count in dropped.items():
+            yield "backpack_dropped_total", {"reason": reason}, count
+        for key, name in (("retries", "backpack_rest_retries_total"),
+                          ("failures", "backpack_rest_failures_total"),
+                          ("breaker_opens", "backpack_rest_circuit_opens_total"),
+                          ("breaker_rejections", "backpack_rest_circuit_rejections_total")):
+            yield name, {}, self._total(key)
+        state = self.rest.breaker.state.value if self.rest is not None else "closed"
+        for candidate in ("closed", "open", "half_open"):
+            yield "backpack_rest_circuit_state", {"state": candidate}, int(candidate == state)
+        for native in self._book_symbols():
+            sync = router.books._books.get(native)
+            std = self._std(native)
+            yield "backpack_book_synced", {"symbol": std}, int(sync is not None and sync.state == SYNCED)
+            times = self._book_times.get(native)
+            if times is not None and sync is not None and sync.state == SYNCED:
+                yield "backpack_book_age_seconds", {"symbol": std}, (now - times[0]) / 1e6
+                yield "backpack_book_snapshot_age_seconds", {"symbol": std}, (now - times[1]) / 1e6
+
+    def _connection_id(self) -> str | None:
+        ws = self.session.session if self.session is not None else None
+        return getattr(ws, "id", None)
+
+    def _connected(self) -> bool:
+        session = self.session
+        return session is not None and session.session is not None and self._connected_since is not None
+
+    def _book_symbols(self) -> list[str]:
+        return sorted(self.subscription.get("l2_book") or ())
+
+    def health_status(self, now_us: int, window_us: int) -> FeedHealth:
+        session = self.session
+        books = []
+        for native in self._book_symbols():
+            sync = self.router.books._books.get(native)
+            times = self._book_times.get(native) or [None, None]
+            synced = sync is not None and sync.state == SYNCED
+            books.append(BookHealth(
+                self._std(native), sync.state if sync is not None else "idle",
+                sync.last_update_id if synced else None,
+                times[0] if synced else None, times[1] if synced else None,
+            ))
+        streams = []
+        private_stopped = session is not None and session.stats.private_stopped
+        connected = self._connected()
+        since = self._connected_since
+        for name in (session.public + session.private) if session is not None else ():
+            kind, native, _ = parse_stream(name)
+            last = self.activity.last_for(kind, native)
+            count = self.activity.count_for(kind, native)
+            if not connected:
+                status = "disconnected"
+            elif is_private(name) and private_stopped:
+                status = "rejected"
+            elif last is not None and since is not None and last >= since:
+                status = "receiving"
+            else:
+                status = "subscribed"
+            streams.append(StreamHealth(name, status, last, count))
+        last_by_symbol = self.activity.last_for_symbol()
+        symbols = {s for channel in FRESHNESS_CHANNELS for s in (self.subscription.get(channel) or ())}
+        return FeedHealth(
+            feed=self.id, path=self.feed_path, running=self._running, connected=connected,
+            connects=self._total("connects"), reconnects=self._total("reconnects"), connected_since_us=since,
+            last_frame_us=self._last_frame_us,
+            messages_per_second=self.frame_rate.rate(now_us, self._frames_total()),
+            books=books, streams=streams,
+            symbols_last_us={self._std(s): last_by_symbol.get(s) for s in sorted(symbols)},
+            private_stopped=private_stopped,
+            circuit=self.rest.breaker.state.value if self.rest is not None else None,
+            recent=self._recent(now_us, window_us),
+        )
 
     _handlers: dict[type, Callable[[BackpackFeed, Any], Awaitable[None]]] = {
         ev.FetchSnapshot: _on_fetch,

@@ -44,6 +44,7 @@ from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import State
 
 from backpack.clock import Clock, WallClock
+from backpack.logs import ScrubbingLogger
 from backpack.redaction import mask_url, scrub
 from backpack.transport import (
     WATCHDOG_CLOSE_CODE,
@@ -57,6 +58,8 @@ from backpack.transport import (
 )
 
 log = logging.getLogger(__name__)
+# websockets logs every frame at DEBUG, private SUBSCRIBE frames (and their signatures) included
+_WS_LOG = ScrubbingLogger(logging.getLogger("websockets.client"))
 
 _MAX_CLOSE_REASON = 123  # bytes allowed in a close frame's reason
 
@@ -429,6 +432,7 @@ class LiveTransport:
                 max_queue=self._ws_max_queue,
                 user_agent_header=self._user_agent,
                 create_connection=factory,  # type: ignore[arg-type]  # a partial of the subclass
+                logger=_WS_LOG,
                 **({"ssl": self._ssl} if self._ssl is not None and url.startswith("wss:") else {}),
             )
         except TimeoutError:

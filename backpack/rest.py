@@ -27,6 +27,7 @@ from backpack.errors import (
     RateLimited,
     error_from_response,
 )
+from backpack.metrics import Registry
 from backpack.protocol.auth import DEFAULT_WINDOW_MS, MAX_WINDOW_MS, MIN_WINDOW_MS, Signer
 from backpack.protocol.wire import CANDLE_INTERVALS, DEPTH_LIMITS
 from backpack.redaction import mask_url
@@ -156,6 +157,7 @@ class RestClient:
         breaker_reset: float = 30.0,
         timeout: float = 10.0,
         rng: random.Random | None = None,
+        registry: Registry | None = None,
     ) -> None:
         if not MIN_WINDOW_MS <= window_ms <= MAX_WINDOW_MS:
             raise ValueError(f"window_ms must be within {MIN_WINDOW_MS}..{MAX_WINDOW_MS}, got {window_ms}")
@@ -184,6 +186,10 @@ class RestClient:
             "breaker_opens": 0,
             "breaker_rejections": 0,
         }
+        # Per-attempt status and latency by endpoint go to the feed's registry; the totals above are read
+        # from this dict by the feed's collector.
+        self._status = registry.counter("backpack_rest_requests_total") if registry is not None else None
+        self._latency = registry.histogram("backpack_rest_latency_seconds") if registry is not None else None
 
     def __repr__(self) -> str:
         return (
@@ -291,13 +297,16 @@ class RestClient:
             request = self._build(method, path, params, instruction)
             self.metrics["requests"] += 1
             hint: float | None = None
+            started = self.clock.now_us()
             try:
                 resp = await self.transport.request(request, timeout=self.timeout)
             except TransportError as exc:
+                self._observe(path, "error", started)
                 error: Exception = exc
                 # The request may have reached the exchange: only idempotent calls are repeated.
                 may_retry = idempotent
             else:
+                self._observe(path, str(resp.status), started)
                 if 200 <= resp.status < 300:
                     return RestResult(self._decode(method, path, resp), resp.receipt, resp.status)
                 err = error_from_response(resp.status, resp.headers, resp.body, self.clock.now_us() / 1e6)
@@ -325,6 +334,11 @@ class RestClient:
             )
             await self.clock.sleep_us(to_us(delay))
             attempt += 1
+
+    def _observe(self, path: str, status: str, started_us: int) -> None:
+        if self._status is not None and self._latency is not None:
+            self._status.inc(path, status)
+            self._latency.observe(path, value=max(0, self.clock.now_us() - started_us) / 1_000_000)
 
     async def get(self, path: str, params: Params = None) -> Any:
         return (await self.request("GET", path, params)).data

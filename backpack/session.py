@@ -16,6 +16,7 @@ from .backoff import equal_jitter
 from .clock import sleep_or_stop, to_us
 from .protocol.auth import Signer
 from .protocol.subscriptions import is_private, subscribe_frames
+from .ratelog import RateLimitedLog
 from .redaction import mask_url
 from .transport import Transport, TransportError, WsClosed, WsFrame, WsSession
 
@@ -55,6 +56,7 @@ class WsSessionManager:
         max_reconnects: int = -1,
         stable_seconds: float = 30.0,
         rng: random.Random | None = None,
+        log: logging.Logger | logging.LoggerAdapter | None = None,
     ) -> None:
         self.transport = transport
         self.clock = transport.clock
@@ -77,6 +79,10 @@ class WsSessionManager:
         # accepts and closes at once (or after a burst) must not be redialled in a tight loop.
         self.stable_us = int(stable_seconds * 1_000_000)
         self.rng = rng or random.Random()
+        # The feed passes a logger carrying its context (feed, path); a flapping connection is reported
+        # once per cause per minute, with a count, not once per attempt.
+        self.log = log if log is not None else LOG
+        self._ratelog = RateLimitedLog(self.log, self.clock.now_us)
         self.stats = SessionStats()
         self.session: WsSession | None = None
         self._private_attempts = 0
@@ -111,15 +117,15 @@ class WsSessionManager:
             return
         if self._private_attempts > self.private_retries:
             self.stats.private_stopped = True
-            LOG.error(
+            self.log.error(
                 "private subscription rejected %d times: private channels stopped, public channels keep running; "
                 "check the API key pair and the system clock (backpack-harness auth-check)",
-                self.stats.private_rejections,
+                self.stats.private_rejections, extra={"cause": "auth: retries exhausted"},
             )
             return
         delay = self._backoff(self._private_attempts)
-        LOG.warning("private subscription rejected; retrying in %.2f s (attempt %d of %d)",
-                    delay, self._private_attempts + 1, self.private_retries + 1)
+        self.log.warning("private subscription rejected; retrying in %.2f s (attempt %d of %d)",
+                         delay, self._private_attempts + 1, self.private_retries + 1, extra={"cause": "auth"})
         session = self.session
         if session is not None and (self._private_retry_task is None or self._private_retry_task.done()):
             self._private_retry_task = asyncio.ensure_future(self._retry_private(session, delay))
@@ -130,7 +136,8 @@ class WsSessionManager:
             try:
                 await self._subscribe_private(session)
             except TransportError as exc:
-                LOG.warning("private resubscribe failed: %s", exc)
+                self.log.warning("private resubscribe failed: %s", exc,
+                                 extra={"connection": session.id, "cause": type(exc).__name__})
 
     async def run(self, stop: asyncio.Event) -> None:
         attempt = 0
@@ -142,7 +149,9 @@ class WsSessionManager:
                 if 0 <= self.max_reconnects < attempt:
                     raise
                 delay = self._backoff(attempt)
-                LOG.warning("connect to %s failed (%s); retrying in %.2f s", mask_url(self.url), exc, delay)
+                self._ratelog.log(logging.WARNING, ("connect", type(exc).__name__),
+                                  "connect to %s failed (%s); retrying in %.2f s", mask_url(self.url), exc,
+                                  delay, extra={"cause": f"connect failed: {type(exc).__name__}"})
                 await self._sleep_or_stop(delay, stop)
                 continue
             self.session = session
@@ -159,9 +168,14 @@ class WsSessionManager:
             except WsClosed as exc:
                 self.stats.last_close_code = exc.code
                 self.stats.closes.append(exc.code)
-                LOG.warning("websocket %s closed (code %s %s); reconnecting", session.id, exc.code, exc.reason)
+                self._ratelog.log(logging.WARNING, ("closed", exc.code),
+                                  "websocket %s closed (code %s %s); reconnecting", session.id, exc.code,
+                                  exc.reason,
+                                  extra={"connection": session.id, "cause": f"closed: code {exc.code}"})
             except TransportError as exc:
-                LOG.warning("websocket %s failed: %s; reconnecting", session.id, exc)
+                self._ratelog.log(logging.WARNING, ("failed", type(exc).__name__),
+                                  "websocket %s failed: %s; reconnecting", session.id, exc,
+                                  extra={"connection": session.id, "cause": f"failed: {type(exc).__name__}"})
             finally:
                 self.session = None
                 if self._private_retry_task is not None:

@@ -1,182 +1,188 @@
-"""The main job: both Backpack paths side by side against the loopback server, with a fault injected.
+"""The main job: the whole harness story on the loopback server, in about half a minute.
 
-It starts the loopback server, runs the native ``BackpackFeed`` and the ccxt-backed feed in one
-cryptofeed ``FeedHandler``, drives a seeded market, withholds one depth delta mid-run (the gap ccxt is
-known to apply silently), and reports per symbol whether each path's book still equals the server's.
-Exit 0 when the native path is exact (books equal, every trade once); 1 otherwise.
+1. start the loopback Backpack server (a seeded market on 127.0.0.1);
+2. run the native ``BackpackFeed`` live against it **while recording** the session, and withhold a few
+   depth deltas half way (the gap ccxt is known to apply silently);
+3. check the native books against the server's and every trade against what the server sent;
+4. **replay** the recording offline and check it reproduces the live run byte for byte;
+5. write the **parity report** (JSON, Markdown, HTML) of the native feed against ccxt.pro's Backpack code
+   on that recording, where ccxt's divergence at the gap shows under deviation 1;
+6. print where the recording and the report are, and the one-line verdict.
+
+Exit 0 when the native path is exact and the replay reproduces it; 1 otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import defaultdict
-from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 DEFAULT_SYMBOLS = ("SOL-USDC", "BTC-USDC-PERP", "kSHIB-USDC-PERP")
+DEFAULT_OUT = Path("out/demo")
 
 
-class _Books:
-    """Latest L2 book per symbol and every trade id, as a feed delivered them."""
-
-    def __init__(self) -> None:
-        self.books: dict[str, dict[str, dict[Decimal, Decimal]]] = {}
-        self.sequences: dict[str, int | None] = {}
-        self.trades: list[tuple[str, str]] = []
-        self.updates: dict[str, int] = defaultdict(int)
-
-    async def on_book(self, book: Any, receipt: float) -> None:
-        self.books[book.symbol] = {"bids": dict(book.book.bids.to_dict()), "asks": dict(book.book.asks.to_dict())}
-        self.sequences[book.symbol] = book.sequence_number
-        self.updates[book.symbol] += 1
-
-    async def on_trade(self, trade: Any, receipt: float) -> None:
-        self.trades.append((trade.symbol, str(trade.id)))
+def _books_by_symbol(lines: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, int], list[tuple[str, str]]]:
+    """The last book record, resync count and trade ids per symbol, from normalized lines."""
+    books: dict[str, dict[str, Any]] = {}
+    resyncs: dict[str, int] = defaultdict(int)
+    trades: list[tuple[str, str]] = []
+    for line in lines:
+        r = json.loads(line)
+        if r["type"] == "book":
+            books[r["symbol"]] = r
+        elif r["type"] == "book_resync":
+            resyncs[r["symbol"]] += 1
+        elif r["type"] == "trade":
+            trades.append((r["symbol"], r["id"]))
+    return books, resyncs, trades
 
 
-def _top(book: dict[str, dict[Decimal, Decimal]] | None, n: int) -> dict[str, list[tuple[Decimal, Decimal]]]:
-    if not book:
-        return {"bids": [], "asks": []}
-    return {
-        "bids": sorted(book["bids"].items(), reverse=True)[:n],
-        "asks": sorted(book["asks"].items())[:n],
-    }
+def _server_top(server: Any, native: str, depth: int) -> dict[str, list[list[str]]]:
+    from backpack.protocol.normalized import canonical_decimal
 
-
-def _diff_levels(a: dict[str, dict[Decimal, Decimal]] | None, b: dict[str, dict[Decimal, Decimal]]) -> int:
-    a = a or {"bids": {}, "asks": {}}
-    count = 0
-    for side in ("bids", "asks"):
-        keys = set(a[side]) | set(b[side])
-        count += sum(1 for k in keys if a[side].get(k) != b[side].get(k))
-    return count
+    book = server.book(native)
+    bids = sorted(book["bids"].items(), reverse=True)[:depth]
+    asks = sorted(book["asks"].items())[:depth]
+    return {"bids": [[canonical_decimal(p), canonical_decimal(q)] for p, q in bids],
+            "asks": [[canonical_decimal(p), canonical_decimal(q)] for p, q in asks]}
 
 
 async def run_demo(
     *, seed: int = 2, steps: int = 1200, symbols: tuple[str, ...] = DEFAULT_SYMBOLS, fault: bool = True,
-    depth: int = 10, say: Any = print,
+    depth: int = 10, out: Path = DEFAULT_OUT, parity: bool = True, say: Any = print,
 ) -> dict[str, Any]:
-    from cryptofeed import FeedHandler
-
-    import backpack  # noqa: F401  (registers BACKPACK)
-    from backpack import compat
-    from backpack.ccxt_feed import BackpackCcxtFeed
-    from backpack.config import BackpackConfig
-    from backpack.feed import BackpackFeed
-    from harness.loopback.server import BackpackServer
-
     started = time.monotonic()
-    natives = {s: s.replace("-", "_") for s in symbols}
-    server = await BackpackServer(seed=seed, rate=0, ping_interval=5.0, pong_timeout=30.0).start()
-    say(f"loopback Backpack server on {server.rest_url} (seed {seed})")
-    native, legacy = _Books(), _Books()
-    cfg = BackpackConfig.from_dict({"rest_url": server.rest_url, "ws_url": server.ws_url})
-    channels = [compat.TRADES, compat.L2_BOOK]
-    fh = FeedHandler(config={"log": {"disabled": True}})
-    native_feed = BackpackFeed(symbols=list(symbols), channels=channels, backpack_config=cfg,
-                               callbacks={compat.TRADES: native.on_trade, compat.L2_BOOK: native.on_book})
-    ccxt_feed = BackpackCcxtFeed(symbols=list(symbols), channels=channels, backpack_config=cfg,
-                                 callbacks={compat.TRADES: legacy.on_trade, compat.L2_BOOK: legacy.on_book})
-    fh.add_feed(native_feed)
-    fh.add_feed(ccxt_feed)
-    token = await compat.start_handler(fh)
+    out.mkdir(parents=True, exist_ok=True)
+    recording = out / "session.jsonl.zst"
+    live, truth, frames = await _record_live(recording, seed, steps, symbols, fault, depth, say)
+    report = _check_live(live, truth, symbols, fault)
+    report.update(seed=seed, steps=steps, recording=str(recording))
+    say(f"3. native feed: {'exact' if report['native_exact'] else 'NOT exact'} ({len(live):,} events, "
+        f"{frames:,} frames recorded)")
+    logging.disable(logging.WARNING)  # the replayed feeds would only repeat the live run's warnings
     try:
-        first = natives[symbols[0]]
-        # ccxt subscribes one stream per message, paced by its rate limiter: start the market only once both
-        # feeds hear every stream, so neither misses frames the other got.
-        wanted = {f"{kind}.{n}" for n in natives.values() for kind in ("depth", "trade")}
-        async with asyncio.timeout(30):
-            while sum(1 for c in server.connections.values() if c.open and wanted <= c.subscriptions) < 2:
-                await asyncio.sleep(0.01)
-        say(f"native feed and ccxt feed subscribed to {len(symbols)} symbols; driving {steps} market steps")
-
-        async def drive(n: int) -> None:
-            for _ in range(0, n, 20):
-                server.step(20)
-                await server.flush()
-                await asyncio.sleep(0.01)
-
-        await drive(steps // 2)
-        if fault:
-            server.faults.skip_depth(first, count=5)
-            say(f"fault: withholding the next 5 depth deltas of {first} (a sequence gap)")
-        await drive(steps - steps // 2)
-
-        async def settled() -> bool:
-            return all(native.sequences.get(s) == server.market.sequence(natives[s]) for s in symbols)
-
-        try:
-            async with asyncio.timeout(15):
-                while not await settled():
-                    await asyncio.sleep(0.02)
-        except TimeoutError:
-            say("native feed did not reach the server's sequence within 15 s")
-        await asyncio.sleep(0.5)  # give the ccxt path the same chance to catch up
-
-        sent_trades = set()
-        for conn in server.connections.values():
-            for text in conn.texts:
-                if text.startswith('{"stream":"trade.'):
-                    data = json.loads(text)["data"]
-                    sent_trades.add((data["s"].replace("_", "-"), str(data["t"])))
-        per_symbol = {}
-        for s in symbols:
-            truth = server.book(natives[s])
-            truth = {"bids": dict(truth["bids"]), "asks": dict(truth["asks"])}
-            per_symbol[s] = {
-                "server_sequence": server.market.sequence(natives[s]),
-                "native": {
-                    "sequence": native.sequences.get(s), "book_equal": native.books.get(s) == truth,
-                    "levels_differing": _diff_levels(native.books.get(s), truth),
-                    "top_equal": _top(native.books.get(s), depth) == _top(truth, depth),
-                    "resyncs": native_feed.router.books.get(natives[s]).stats["resyncs"],
-                },
-                "ccxt": {
-                    "book_equal": legacy.books.get(s) == truth,
-                    "levels_differing": _diff_levels(legacy.books.get(s), truth),
-                    "top_equal": _top(legacy.books.get(s), depth) == _top(truth, depth),
-                },
-            }
-        native_trades = set(native.trades)
-        report = {
-            "seed": seed, "steps": steps, "fault": f"skip_depth {natives[symbols[0]]}" if fault else None,
-            "symbols": per_symbol,
-            "trades": {
-                "server_sent": len(sent_trades),
-                "native": {"delivered": len(native.trades), "unique": len(native_trades),
-                           "missing": len(sent_trades - native_trades)},
-                "ccxt": {"delivered": len(legacy.trades), "unique": len(set(legacy.trades))},
-            },
-            "native_exact": all(v["native"]["book_equal"] for v in per_symbol.values())
-            and len(native.trades) == len(native_trades) and native_trades == sent_trades,
-            "seconds": round(time.monotonic() - started, 2),
-        }
-        return report
+        report.update(await _offline(recording, live, depth, out, parity, say))
     finally:
-        await compat.stop_handler(fh, token)
-        await server.stop()
+        logging.disable(logging.NOTSET)
+    report["seconds"] = round(time.monotonic() - started, 2)
+    return report
+
+
+async def _record_live(recording: Path, seed: int, steps: int, symbols: tuple[str, ...], fault: bool, depth: int,
+                       say: Any) -> tuple[list[str], dict[str, Any], int]:
+    """Steps 1-2: the server, and the native feed recorded live while the market runs (with the gap)."""
+    from backpack.config import BackpackConfig
+    from harness.pytest_plugin import running_server
+    from harness.recording.recorder import record_session, subscription_of
+
+    natives = {s: s.replace("-", "_") for s in symbols}
+    first = natives[symbols[0]]
+    truth: dict[str, Any] = {}
+    async with running_server(seed=seed, rate=0, ping_interval=5.0, pong_timeout=30.0) as server:
+        say(f"1. loopback Backpack server on {server.rest_url} (seed {seed})")
+        config = BackpackConfig.from_dict({"rest_url": server.rest_url, "ws_url": server.ws_url})
+        stop = asyncio.Event()
+
+        async def drive() -> None:
+            try:
+                wanted = {f"{kind}.{n}" for n in natives.values() for kind in ("depth", "trade")}
+                async with asyncio.timeout(30):
+                    while not any(c.open and wanted <= c.subscriptions for c in server.connections.values()):
+                        await asyncio.sleep(0.01)
+                say(f"2. native feed live on {len(symbols)} symbols, recording to {recording}; {steps} market steps")
+                for i in range(0, steps, 20):
+                    if fault and i == steps // 2 // 20 * 20:
+                        server.faults.skip_depth(first, count=5)
+                        say(f"   fault: withholding the next 5 depth deltas of {first} (a sequence gap)")
+                    server.step(min(20, steps - i))
+                    await server.flush()
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.5)  # the last frames and the resync's snapshot reach the feed
+                truth["books"] = {s: _server_top(server, n, depth) for s, n in natives.items()}
+                truth["sequences"] = {s: server.market.sequence(n) for s, n in natives.items()}
+                truth["trades"] = {(json.loads(t)["data"]["s"].replace("_", "-"), str(json.loads(t)["data"]["t"]))
+                                   for c in server.connections.values() for t in c.texts
+                                   if t.startswith('{"stream":"trade.')}
+            finally:
+                stop.set()
+
+        driver = asyncio.ensure_future(drive())
+        result = await record_session(recording, config, subscription_of(symbols, ["trades", "l2_book"]),
+                                      stop=stop, depth=depth, meta={"made_by": "backpack-harness demo"})
+        await driver
+    truth["fault"] = f"skip_depth {first}" if fault else None
+    return result.normalized, truth, result.frames
+
+
+def _check_live(live: list[str], truth: dict[str, Any], symbols: tuple[str, ...], fault: bool) -> dict[str, Any]:
+    """Step 3: the native books against the server's, every trade against what the server sent."""
+    books, resyncs, trades = _books_by_symbol(live)
+    per_symbol = {}
+    for s in symbols:
+        book = books.get(s) or {}
+        per_symbol[s] = {
+            "server_sequence": truth["sequences"][s],
+            "native": {"sequence": book.get("sequence"), "resyncs": resyncs.get(s, 0),
+                       "top_equal": {"bids": book.get("bids"), "asks": book.get("asks")} == truth["books"][s]},
+        }
+    unique = set(trades)
+    exact = (all(v["native"]["top_equal"] and v["native"]["sequence"] == v["server_sequence"]
+                 for v in per_symbol.values())
+             and len(unique) == len(trades) and unique == truth["trades"])
+    return {
+        "fault": truth["fault"], "symbols": per_symbol, "native_exact": exact,
+        "trades": {"server_sent": len(truth["trades"]),
+                   "native": {"delivered": len(trades), "unique": len(unique), "missing": len(truth["trades"] - unique)}},
+    }
+
+
+async def _offline(recording: Path, live: list[str], depth: int, out: Path, parity: bool, say: Any) -> dict[str, Any]:
+    """Steps 4-5: replay the recording, then the parity report against ccxt on it."""
+    from harness.replay import replay_normalized
+
+    replayed = await asyncio.to_thread(replay_normalized, recording, depth)
+    identical = replayed == live
+    say(f"4. replay of the recording: {'identical to the live run' if identical else 'DIFFERS from the live run'}")
+    if not parity:
+        return {"replay_identical": identical, "report": [], "parity": None}
+    from harness.parity.deviations import load_registry
+    from harness.parity.report import build, write
+    from harness.parity.run import analyze
+
+    summary = await asyncio.to_thread(analyze, str(recording), depth)
+    report = build([summary], load_registry(), depth=depth)
+    paths = [str(p) for p in write(report, out)]
+    gaps = summary["ccxt"]["gaps_applied"]
+    say(f"5. parity report against ccxt: {report['verdict']['headline']}")
+    for g in gaps[:3]:
+        say(f"   ccxt applied a gap on {g['symbol']} silently (expected U={g['expected']}, got U={g['got']}): "
+            "deviation 1, while the native feed resynced")
+    return {"replay_identical": identical, "report": paths,
+            "parity": {"verdict": report["verdict"]["headline"], "passed": report["verdict"]["passed"],
+                       "ccxt_gaps_applied": gaps, "deviations": summary["deviations"]}}
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = ["", f"{'symbol':<18} {'server u':>10}  {'native book':<22} {'ccxt book':<22}"]
+    lines = ["", f"{'symbol':<18} {'server u':>10}  {'native book (top levels)':<26}"]
     for s, r in report["symbols"].items():
-        def cell(p: dict[str, Any]) -> str:
-            return "equal" if p["book_equal"] else f"DIFFERS ({p['levels_differing']} levels)"
-        nat = cell(r["native"]) + (f", {r['native']['resyncs']} resync" if r["native"]["resyncs"] else "")
-        lines.append(f"{s:<18} {r['server_sequence']:>10}  {nat:<22} {cell(r['ccxt']):<22}")
+        n = r["native"]
+        cell = ("equal" if n["top_equal"] else "DIFFERS") + (f", {n['resyncs']} resync" if n["resyncs"] else "")
+        lines.append(f"{s:<18} {r['server_sequence']:>10}  {cell:<26}")
     t = report["trades"]
     lines.append("")
     lines.append(f"trades: server sent {t['server_sent']}; native delivered {t['native']['delivered']} "
-                 f"({t['native']['unique']} unique, {t['native']['missing']} missing); ccxt delivered {t['ccxt']['delivered']}")
-    if report["fault"]:
-        faulted = next(iter(report["symbols"].values()))
-        ccxt_note = ("ccxt applied later deltas over the gap and its book no longer equals the server's (known deviation 1)"
-                     if not faulted["ccxt"]["book_equal"] else
-                     "ccxt applied later deltas over the gap silently; its book converged again only because the "
-                     "affected levels were overwritten later (known deviation 1)")
-        lines.append(f"fault injected: {report['fault']}: the native feed detected the gap and resynced that symbol; "
-                     + ccxt_note)
-    lines.append(f"native path exact: {'yes' if report['native_exact'] else 'NO'}  ({report['seconds']} s)")
+                 f"({t['native']['unique']} unique, {t['native']['missing']} missing)")
+    lines.append(f"recording: {report['recording']}")
+    if report["report"]:
+        lines.append(f"parity report: {next(p for p in report['report'] if p.endswith('.html'))}")
+    parity = report["parity"]
+    verdict = (f"native path exact: {'yes' if report['native_exact'] else 'NO'}; replay identical: "
+               f"{'yes' if report['replay_identical'] else 'NO'}"
+               + (f"; {parity['verdict']}" if parity else "") + f"  ({report['seconds']} s)")
+    lines.append(verdict)
     return "\n".join(lines)

@@ -97,3 +97,15 @@ def sent_payloads(server: BackpackServer, prefix: str) -> list[dict[str, Any]]:
             if isinstance(msg, dict) and str(msg.get("stream", "")).startswith(prefix):
                 out.append(msg["data"])
     return out
+
+
+class OwnClock:
+    """For fake transports that are their own clock: readings from their ``now_us``, waits through their
+    ``sleep(seconds)`` (which the fakes record)."""
+
+    @property
+    def clock(self) -> Any:
+        return self
+
+    async def sleep_us(self, delay_us: int) -> None:
+        await self.sleep(delay_us / 1_000_000)  # type: ignore[attr-defined]

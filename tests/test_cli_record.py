@@ -66,9 +66,11 @@ async def test_record_a_public_and_private_session(tmp_path: Path) -> None:
     ],
 )
 async def test_bad_record_arguments_are_one_line_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]
     code, stdout, stderr = await _cli("record", "--rest", "http://127.0.0.1:9", "--ws", "ws://127.0.0.1:9", *args)
     assert code == 64, stderr
     assert message in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []  # a refused recording leaves no file behind
 
 
 async def test_an_output_that_cannot_be_created_is_one_line_and_exit_73(tmp_path: Path) -> None:

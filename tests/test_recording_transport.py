@@ -36,7 +36,16 @@ from harness.recording.redaction import config_secrets
 from harness.recording.writer import RecordingWriter
 from harness.transports.recording import RecordingTransport, RecordingWsSession
 
-from .feed_helpers import PRIVATE, PUBLIC, Collector, backpack_section, drive, running_handler, until
+from .feed_helpers import (
+    PRIVATE,
+    PUBLIC,
+    Collector,
+    OwnClock,
+    backpack_section,
+    drive,
+    running_handler,
+    until,
+)
 from .recording_helpers import HEADER, zstd_frames
 
 # --- a scripted inner transport -------------------------------------------------------------------
@@ -85,7 +94,7 @@ class FakeSession:
         return 777
 
 
-class FakeTransport:
+class FakeTransport(OwnClock):
     def __init__(self) -> None:
         self.responses: list[Any] = []
         self.sessions: list[Any] = []
@@ -107,13 +116,6 @@ class FakeTransport:
         if isinstance(item, BaseException):
             raise item
         return item
-
-    @property
-    def clock(self):  # the fake is its own clock: readings from now_us, waits through sleep (seconds)
-        return self
-
-    async def sleep_us(self, delay_us: int) -> None:
-        await self.sleep(delay_us / 1_000_000)
 
     def now_us(self) -> int:
         return 123_456

@@ -37,6 +37,8 @@ from backpack.protocol.auth import Signer
 from backpack.rest import BreakerState, RestClient, RestResult, encode_query
 from backpack.transport import HttpRequest, HttpResponse, Transport, TransportError, TransportTimeout
 
+from .feed_helpers import OwnClock
+
 BASE = "https://api.example.test"
 T0 = 1_700_000_000_000_000  # µs
 SEED = base64.b64encode(bytes(range(32))).decode()
@@ -50,7 +52,7 @@ def ok(doc: Any) -> Reply:
     return (200, JSON, orjson.dumps(doc))
 
 
-class FakeTransport:
+class FakeTransport(OwnClock):
     """Answers from a script; ``sleep`` only advances the virtual clock."""
 
     def __init__(self, *script: Reply) -> None:
@@ -79,13 +81,6 @@ class FakeTransport:
 
     async def connect(self, url: str, *, timeout: float = 10.0) -> Any:
         raise AssertionError("REST tests never open sockets")
-
-    @property
-    def clock(self):  # the fake is its own clock: readings from now_us, waits through sleep (seconds)
-        return self
-
-    async def sleep_us(self, delay_us: int) -> None:
-        await self.sleep(delay_us / 1_000_000)
 
     def now_us(self) -> int:
         return self.now

@@ -13,7 +13,7 @@ from backpack.protocol.auth import Signer, signing_string, verify
 from backpack.session import WsSessionManager
 from backpack.transport import TransportError, WsClosed, WsFrame
 
-from .feed_helpers import until
+from .feed_helpers import OwnClock, until
 
 
 class FakeSession:
@@ -41,7 +41,7 @@ class FakeSession:
     last_activity = 0
 
 
-class FakeTransport:
+class FakeTransport(OwnClock):
     """Connections are scripted; sleeps are recorded and return at once (virtual time)."""
 
     def __init__(self, refuse: int = 0) -> None:
@@ -57,13 +57,6 @@ class FakeTransport:
         session = FakeSession(len(self.sessions) + 1)
         self.sessions.append(session)
         return session
-
-    @property
-    def clock(self):  # the fake is its own clock: readings from now_us, waits through sleep (seconds)
-        return self
-
-    async def sleep_us(self, delay_us: int) -> None:
-        await self.sleep(delay_us / 1_000_000)
 
     def now_us(self) -> int:
         return self.clock_us

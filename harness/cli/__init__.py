@@ -16,6 +16,8 @@ processed and printed first), not a recording at all, or a header or cassette th
 73 (EX_CANTCREAT) an output file (recording, cassette) cannot be written;
 76 (EX_PROTOCOL) the recording's format major version is not one this tool reads.
 Secrets are read from an environment variable or a file, never from argv, and never printed.
+Log records go to stderr as JSON lines (``backpack.logs``), at ``--log-level`` and above (WARNING by
+default), scrubbed of anything that looks like key material.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import NoReturn, TextIO
 
 from backpack.config import SecretSourceError, read_secret
+from backpack.logs import json_logging
 from backpack.protocol.auth import MAX_WINDOW_MS, MIN_WINDOW_MS, KeyMaterialError, Signer, decode_key
 from backpack.redaction import got, scrub
 
@@ -108,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         "65 damaged recording or bad format, 66 recording missing, unreadable or empty, "
         "73 cannot write output, 76 unsupported recording version",
     )
+    parser.add_argument(
+        "--log-level", default=None, type=_log_level, metavar="LEVEL",
+        help="log at this level and above to stderr as JSON lines, secrets scrubbed (default WARNING; "
+             "replay shows the replayed feed's log only with -v)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _REGISTRY.values():
         p = sub.add_parser(command.name, help=command.help, description=command.help)
@@ -126,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     try:
-        return args._run(args)
+        with json_logging(args.log_level or "WARNING"):
+            return args._run(args)
     except CliError as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)  # built not to need it: belt and braces
         return exc.code
@@ -141,6 +150,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- shared argument helpers -------------------------------------------------------------------
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise argparse.ArgumentTypeError(
+            f"log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL {got(text)}"
+        )
+    return level
 
 
 def _window(text: str) -> int:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+from backpack.logs import install_json_logging
 from harness.cli import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_OK, EXIT_USAGE, CliError, Subcommand, register
 from harness.cli._recordings import cli_error, depth, offset, positive, progress_bar
 from harness.recording.format import WsRecv
@@ -77,8 +78,8 @@ class _Stdout:
 def _run(args: argparse.Namespace) -> int:
     from harness.replay import ReplaySetupError, replay_stream
 
-    logging.basicConfig(level=(logging.CRITICAL + 1, logging.WARNING, logging.INFO)[min(args.verbose, 2)],
-                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.log_level is None:  # the replayed feed's own log only when asked (-v): stderr carries the verdict
+        install_json_logging((logging.CRITICAL + 1, logging.WARNING, logging.INFO)[min(args.verbose, 2)])
     try:
         rec = read_recording(args.recording)
     except RecordingError as exc:

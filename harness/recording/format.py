@@ -366,46 +366,40 @@ class WsSend:
 
 
 @dataclass(frozen=True, slots=True)
-class WsPing:
+class _Control:
+    """A protocol control frame on one connection: the payload, and the receipt when the transport saw it."""
+
+    kind: ClassVar[str] = ""
+    t: int
+    conn: str
+    data: bytes = b""
+    receipt: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _control_to_json(self)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Any:
+        data = _payload_from_json(obj, cls.kind, as_bytes=True, required=False)
+        return cls(_t(obj, cls.kind), _conn(obj, cls.kind), data or b"",  # type: ignore[arg-type]
+                   _get_int(obj, "r", cls.kind, optional=True))
+
+
+class WsPing(_Control):
     """A protocol Ping from the peer. ``receipt`` is null when the transport only counts pings."""
 
+    __slots__ = ()
     kind: ClassVar[str] = "ws_ping"
-    t: int
-    conn: str
-    data: bytes = b""
-    receipt: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return _control_to_json(self)
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> WsPing:
-        data = _payload_from_json(obj, cls.kind, as_bytes=True, required=False)
-        return cls(_t(obj, cls.kind), _conn(obj, cls.kind), data or b"",  # type: ignore[arg-type]
-                   _get_int(obj, "r", cls.kind, optional=True))
 
 
-@dataclass(frozen=True, slots=True)
-class WsPong:
+class WsPong(_Control):
     """A protocol Pong sent to the peer (the client's answer to a ``ws_ping``)."""
 
+    __slots__ = ()
     kind: ClassVar[str] = "ws_pong"
-    t: int
-    conn: str
-    data: bytes = b""
-    receipt: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return _control_to_json(self)
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> WsPong:
-        data = _payload_from_json(obj, cls.kind, as_bytes=True, required=False)
-        return cls(_t(obj, cls.kind), _conn(obj, cls.kind), data or b"",  # type: ignore[arg-type]
-                   _get_int(obj, "r", cls.kind, optional=True))
 
 
-def _control_to_json(event: WsPing | WsPong) -> dict[str, Any]:
+def _control_to_json(event: _Control) -> dict[str, Any]:
     out: dict[str, Any] = {"k": event.kind, "t": event.t, "c": event.conn}
     if event.receipt is not None:
         out["r"] = event.receipt

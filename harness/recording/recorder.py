@@ -109,9 +109,15 @@ async def record_session(
         if on_output is not None:
             on_output(output)
 
-    feed = BackpackFeed(subscription=dict(subscription), transport=transport, protocol_callback=collect,
-                        backpack_config=config, candle_interval=candle_interval, rng=random.Random(rng_seed),
-                        config={"log": {"disabled": True}})
+    try:
+        feed = BackpackFeed(subscription=dict(subscription), transport=transport, protocol_callback=collect,
+                            backpack_config=config, candle_interval=candle_interval, rng=random.Random(rng_seed),
+                            config={"log": {"disabled": True}})
+    except Exception:  # a subscription the feed refuses: leave no header-only file behind
+        writer.close()
+        out.unlink(missing_ok=True)
+        await live.close()
+        raise
     normalizer = Normalizer(feed.router.books, depth=depth)
     on_frame = feed._on_frame
 
