@@ -40,6 +40,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         "one is reported on stderr and exits 5")
     parser.add_argument("--level", choices=("feed", "core"), default="feed",
                         help="with --faults: through the full feed (default) or the protocol core alone")
+    parser.add_argument("--client", choices=("native", "ccxt"), default="native",
+                        help="with --faults --level core: the client under test (ccxt: ccxt.pro's backpack handling, "
+                        "judged by the same invariants)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="the feed's own log on stderr: errors and warnings (-v) or info too (-vv); "
                         "by default stderr carries only the replay's verdict")

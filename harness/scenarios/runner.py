@@ -58,8 +58,8 @@ class CoreClient(Protocol):
         """The depth snapshot it asked for (``answer.status`` 200: ``answer.body`` is the REST body)."""
         ...
 
-    def snapshot_failed(self, symbol: str) -> list[Record]:
-        """Its depth request failed (5xx, timeout)."""
+    def snapshot_failed(self, symbol: str, answer: Answer) -> list[Record]:
+        """Its depth request failed: ``answer`` is a 5xx (``status``, ``body``) or a timeout (``timeout``)."""
         ...
 
     def disconnected(self) -> list[Record]:
@@ -109,7 +109,7 @@ class NativeCore:
             body = answer.body.decode("utf-8", "replace")  # what a REST client hands on for a non-JSON body
         return self._out(self.router.receive_snapshot(symbol, body, receipt))
 
-    def snapshot_failed(self, symbol: str) -> list[Record]:
+    def snapshot_failed(self, symbol: str, answer: Answer) -> list[Record]:
         return self._out(self.router.snapshot_failed(symbol))
 
     def disconnected(self) -> list[Record]:
@@ -150,12 +150,24 @@ def _backoff_us(attempt: int) -> int:
 
 
 def run_core(faulted: Faulted, client: Callable[[Faulted], Any] | None = None, *, depth: int | None = 10,
-             raise_at_once: bool = True, keep_lines: bool = True) -> Run:
+             raise_at_once: bool = True, keep_lines: bool = True,
+             checker: Callable[..., Checker] = Checker) -> Run:
     """Play ``faulted`` to a core client (``NativeCore`` unless ``client`` builds another from it).
 
-    ``keep_lines=False`` skips encoding the records as lines (a property run needs only the checks)."""
+    ``keep_lines=False`` skips encoding the records as lines (a property run needs only the checks);
+    ``checker`` builds the judge (``divergence.Tally``: one that counts every wrong book). A client with
+    a ``close()`` is closed at the end."""
     impl = NativeCore(faulted, depth) if client is None else client(faulted)
-    checker = Checker(faulted, depth=depth, raise_at_once=raise_at_once)
+    try:
+        return _run_core(faulted, impl, depth, checker(faulted, depth=depth, raise_at_once=raise_at_once),
+                         keep_lines)
+    finally:
+        close = getattr(impl, "close", None)
+        if close is not None:
+            close()
+
+
+def _run_core(faulted: Faulted, impl: Any, depth: int | None, checker: Checker, keep_lines: bool) -> Run:
     run = Run("core", impl.name, checker=checker)
     exchange = faulted.exchange()
     lines = run.lines
@@ -204,7 +216,7 @@ def run_core(faulted: Faulted, client: Callable[[Faulted], Any] | None = None, *
             asking.discard(symbol)
             checker.snapshot(symbol, answer)
             if answer.timeout or answer.status != 200:
-                call(f"the failed snapshot of {symbol}", impl.snapshot_failed, symbol)
+                call(f"the failed snapshot of {symbol}", impl.snapshot_failed, symbol, answer)
             else:
                 call(f"the snapshot of {symbol}", impl.snapshot, symbol, answer, state["receipt"])
 
