@@ -170,6 +170,14 @@ def test_the_command_refuses_bad_arguments_in_one_line(capsys: pytest.CaptureFix
     assert words in err and "Traceback" not in err
 
 
+def test_a_file_that_is_no_recording_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("this is not a recording\n")
+    assert main(["scenarios", "table", str(junk), "--count", "1"]) == 65
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 def test_replay_faults_runs_ccxt_and_names_the_silent_divergence(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     program = tmp_path / "p.json"

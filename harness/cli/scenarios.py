@@ -44,7 +44,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from harness.cli._recordings import cli_error
     from harness.recording.library import bundled
+    from harness.recording.reader import RecordingError
     from harness.scenarios.table import ROWS, build_table
 
     recordings = list(args.recordings) or bundled()
@@ -57,8 +59,11 @@ def _run(args: argparse.Namespace) -> int:
     if not clients:
         raise CliError(EXIT_USAGE, "at least one --client")
     started = time.monotonic()
-    table = build_table(recordings, clients, count=args.count, seed=args.seed, rows=args.rows or ROWS,
-                        depth=args.depth)
+    try:
+        table = build_table(recordings, clients, count=args.count, seed=args.seed, rows=args.rows or ROWS,
+                            depth=args.depth)
+    except RecordingError as exc:
+        raise cli_error(exc) from None
     print(table.markdown())
     if args.examples:
         for (row, client), cell in sorted(table.cells.items()):
