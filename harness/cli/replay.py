@@ -44,6 +44,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the REST exchanges (recorded and new episodes) to a vcrpy cassette")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
+    parser.add_argument("--faults", metavar="PROGRAM.json",
+                        help="replay under a fault program (docs/scenarios.md) and check the invariants: a broken "
+                        "one is reported on stderr and exits 5")
+    parser.add_argument("--level", choices=("feed", "core"), default="feed",
+                        help="with --faults: through the full feed (default) or the protocol core alone")
+    parser.add_argument("--client", choices=("native", "ccxt"), default="native",
+                        help="with --faults --level core: the client under test (ccxt: ccxt.pro's backpack handling, "
+                        "judged by the same invariants)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="the feed's own log on stderr: errors and warnings (-v) or info too (-vv); "
                         "by default stderr carries only the replay's verdict")
@@ -89,6 +97,10 @@ def _run(args: argparse.Namespace) -> int:
         raise cli_error(exc) from None
     if args.start is not None and args.stop is not None and args.stop <= args.start:
         raise CliError(EXIT_USAGE, "--to must be later than --from")
+    if args.faults is not None:
+        from harness.scenarios.cli import replay_faults
+
+        return replay_faults(args, rec, _Stdout())
     inner = None
     if args.mode != "none":
         from backpack.live import LiveTransport

@@ -84,6 +84,10 @@ class Faults:
         self._reject_private = _Counter()
         self._no_pongs = _Counter()
         self._no_pings = _Counter()
+        self._close_after: tuple[int, CloseRequest] | None = None
+        self._stall_after: tuple[int, float] | None = None
+        self._split = _Counter()
+        self._split_chunk, self._split_pause = 7, 0.0
         self._actions: list[CloseRequest | SendRequest] = []
         self._listener: Callable[[], None] | None = None
         self.fired: list[Fired] = []
@@ -154,6 +158,28 @@ class Faults:
 
     def resume_pings(self) -> None:
         self._no_pings.clear()
+
+    def close_after(self, frames: int, code: int = 1000, message: str = "", *, abrupt: bool = False) -> None:
+        """Close the first connection to have been sent ``frames`` text frames, right after that frame (once).
+
+        A fault placed by position in the stream rather than by wall time, so a test puts it exactly."""
+        if frames < 0:
+            raise ValueError("frames must be >= 0")
+        self._close_after = (frames, CloseRequest(code, message, abrupt))
+
+    def stall_after(self, frames: int, seconds: float) -> None:
+        """After the first connection's ``frames``-th text frame, write nothing to it for ``seconds`` (once)."""
+        if frames < 0 or seconds < 0:
+            raise ValueError("frames and seconds must be >= 0")
+        self._stall_after = (frames, seconds)
+
+    def split_frames(self, chunk: int = 7, count: int | None = FOREVER, pause: float = 0.0) -> None:
+        """Write each of the next ``count`` text frames to TCP in ``chunk``-byte pieces, ``pause`` seconds apart
+        (each piece its own write, so a client reads WebSocket frames cut at any byte)."""
+        if chunk < 1 or pause < 0:
+            raise ValueError("chunk must be >= 1 and pause >= 0")
+        self._split_chunk, self._split_pause = chunk, pause
+        self._split.arm(count)
 
     def clear(self) -> None:
         """Disarm everything; ``fired`` and the listener are kept."""
@@ -226,6 +252,28 @@ class Faults:
             self._fire("no_ping")
             return True
         return False
+
+    def take_close_after(self, sent: int) -> CloseRequest | None:
+        armed = self._close_after
+        if armed is not None and sent >= armed[0]:
+            self._close_after = None
+            self._fire("close_after", frames=sent, code=armed[1].code, abrupt=armed[1].abrupt)
+            return armed[1]
+        return None
+
+    def take_stall_after(self, sent: int) -> float:
+        armed = self._stall_after
+        if armed is not None and sent >= armed[0]:
+            self._stall_after = None
+            self._fire("stall", frames=sent, seconds=armed[1])
+            return armed[1]
+        return 0.0
+
+    def take_split(self) -> tuple[int, float] | None:
+        if self._split.take():
+            self._fire("split", chunk=self._split_chunk)
+            return self._split_chunk, self._split_pause
+        return None
 
     def drain_actions(self) -> list[CloseRequest | SendRequest]:
         actions, self._actions = self._actions, []

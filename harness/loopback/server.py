@@ -151,6 +151,8 @@ class Connection:
         self.pongs_received = 0
         self.tasks: list[asyncio.Task[None]] = []
         self.transport: asyncio.Transport | None = None
+        self.text_sent = 0
+        self.write_lock = asyncio.Lock()  # a frame written in pieces must not have a pong in the middle
 
     @property
     def texts(self) -> list[str]:
@@ -410,10 +412,20 @@ class BackpackServer:
             kind, payload = await conn.queue.get()
             try:
                 if kind == "text":
-                    delay = self.faults.take_delay()
+                    delay = self.faults.take_delay() + self.faults.take_stall_after(conn.text_sent)
                     if delay:
                         await asyncio.sleep(delay)
-                    await conn.ws.send_str(payload)
+                    split = self.faults.take_split()
+                    async with conn.write_lock:
+                        if split is not None and conn.transport is not None:
+                            await _write_split(conn.transport, payload, *split)
+                        else:
+                            await conn.ws.send_str(payload)
+                    conn.text_sent += 1
+                    close = self.faults.take_close_after(conn.text_sent)
+                    if close is not None:
+                        asyncio.get_running_loop().create_task(
+                            self._close(conn, close.code, close.message, close.abrupt))
                 elif kind == "ping":
                     await conn.ws.ping()
                 conn.sent.append(SentFrame(kind, payload, self.source.steps))
@@ -508,7 +520,8 @@ class BackpackServer:
                     conn.pings_received += 1
                     if not self.faults.take_pong_suppression():
                         with contextlib.suppress(ConnectionError, RuntimeError):
-                            await ws.pong(msg.data)
+                            async with conn.write_lock:
+                                await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
                     conn.pongs_received += 1
                     conn.ping_outstanding_since = None
@@ -630,6 +643,25 @@ class BackpackServer:
 
     async def _ping(self, request: web.Request) -> web.Response:
         return web.Response(text="pong", content_type="text/plain")
+
+
+async def _write_split(transport: asyncio.Transport, text: str, chunk: int, pause: float) -> None:
+    """One unmasked, uncompressed WebSocket text frame written ``chunk`` bytes at a time (valid under
+    permessage-deflate too: RSV1 clear means "not compressed")."""
+    data = text.encode("utf-8")
+    n = len(data)
+    if n < 126:
+        head = bytes([0x81, n])
+    elif n < 1 << 16:
+        head = bytes([0x81, 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x81, 127]) + n.to_bytes(8, "big")
+    frame = head + data
+    for i in range(0, len(frame), chunk):
+        if transport.is_closing():
+            raise ConnectionError("transport closed")
+        transport.write(frame[i:i + chunk])
+        await asyncio.sleep(pause)  # let each piece go out on its own
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
