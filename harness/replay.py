@@ -210,7 +210,7 @@ async def replay_stream(
         for line in lines:
             result.lines += 1
             if provenance is not None:
-                provenance(line, transport.current)
+                provenance(line, transport.current_event)
             sink(line)
 
     feed = build_feed(spec, transport, on_output, keys)

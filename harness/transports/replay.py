@@ -358,7 +358,7 @@ class ReplayTransport:
         self.ending = False
         self.cursor = 0  # events[:cursor] are handled
         self.position_t = 0  # t (ns) of the event being handled
-        self.current: int | None = None  # index of the event handed over last: what the feed is reacting to
+        self.current_event: int | None = None  # index of the event handed over last: what the feed is reacting to
         self._progress = progress
         self._progress_every = max(1, progress_every)
         self._stop_index = _stop_index(self.events, until_t)
@@ -490,7 +490,7 @@ class ReplayTransport:
                 await self._time_to(self._virtual(event))
                 if self.failure is not None:
                     break
-                self.current = index
+                self.current_event = index
                 await self._handle(index, event)
                 self.cursor = index + 1
                 self.stats.events += 1
