@@ -230,7 +230,7 @@ def compression_ratio(path: Path) -> float:
 
 
 _CHILD = """
-import asyncio, json, resource, sys
+import asyncio, json, sys
 sys.path.insert(0, {root!r})
 from harness.replay import replay_stream
 n = 0
@@ -238,8 +238,10 @@ def sink(line):
     global n
     n += 1
 result = asyncio.run(replay_stream({path!r}, sink))
+# VmHWM, not ru_maxrss: after fork + exec ru_maxrss still holds the parent's (the forked copy's) peak
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({{"events": result.stats.events, "frames": result.stats.frames, "lines": n,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_rss_mb": hwm / 1024}}))
 """
 
 
