@@ -17,6 +17,7 @@ All timings are this process's CPU time, best of the repeats, the variants inter
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import os
@@ -253,6 +254,38 @@ def replay_peak_rss(path: Path) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def big_recording(data: Dataset, frames: int, out: Path, prologue_frames: int = 500) -> None:
+    """A ``frames``-frame recording, written as the recorder would have written it, without running the feed
+    for every frame: a real recorded run of the first ``prologue_frames`` (connect, subscribe, /markets,
+    the snapshot) continued with the rest of the same frame stream, streamed to the writer."""
+    from harness.recording.format import WsRecv
+    from harness.recording.reader import read_recording
+    from harness.recording.writer import RecordingWriter
+
+    small = out.with_name(out.name + ".prologue.jsonl.zst")
+    asyncio.run(feed_run(session_frames(data, prologue_frames), data, small))
+    rec = read_recording(small)
+    last = max(i for i, e in enumerate(rec.events) if isinstance(e, WsRecv))
+    head, tail = rec.events[: last + 1], rec.events[last + 1:]
+    conn, t, receipt = head[last].conn, head[last].t, head[last].receipt
+    stream = session_frames(data, frames)
+    with RecordingWriter(out, rec.header) as writer:
+        for event in head:
+            writer.write(event)
+        for i, text in enumerate(stream):
+            if i < prologue_frames:
+                continue  # already in the prologue, identical (the stream is deterministic)
+            t += 20_000
+            receipt += 20
+            writer.write(WsRecv(t, conn, text, receipt))
+        for event in tail:
+            if not hasattr(event, "t") or event.kind == "end":
+                continue  # the writer ends the file itself
+            t += 20_000
+            writer.write(dataclasses.replace(event, t=t))
+    small.unlink()
+
+
 def measure(data: Dataset, frames: int, repeats: int, memory_frames: int) -> dict[str, Any]:
     """Every replay/recording figure; see the module docstring."""
     listed = list(session_frames(data, frames))
@@ -288,7 +321,7 @@ def measure(data: Dataset, frames: int, repeats: int, memory_frames: int) -> dic
         }  # fmt: skip
         if memory_frames:
             big = Path(tmp) / "big.jsonl.zst"
-            asyncio.run(feed_run(session_frames(data, memory_frames), data, big))
+            big_recording(data, memory_frames, big)
             child = replay_peak_rss(big)
             out["memory"] = {"peak_rss_mb_1m_frames": child["peak_rss_mb"], "replay_frames": child["frames"],
                              "recording_mb": big.stat().st_size / 2**20}
