@@ -59,6 +59,17 @@ _STREAM_OF: dict[type, str] = {
 # private streams are quiet whenever nothing happens, so their silence says nothing.
 FRESHNESS_CHANNELS = ("l2_book", "ticker", "ticker_24h", "funding")
 
+class _BookState:
+    """One symbol's book as cryptofeed's callbacks see it, with the records kept on every delta."""
+
+    __slots__ = ("view", "times", "seen")
+
+    def __init__(self, view: OrderBookView, times: list[int | None], seen: list[int] | None) -> None:
+        self.view = view
+        self.times = times  # [last change, last snapshot] receipts (µs), shared with _book_times
+        self.seen = seen  # the activity entry of ("depth", symbol): [messages, last receipt]
+
+
 _STD_NAMES_MAX = 4096  # native -> normalized names remembered (the subscription's symbols, with room to spare)
 
 # the old per-feed dict, now read from the registry
@@ -112,7 +123,7 @@ class BackpackFeed(BackpackFeedBase):
         self.symbols = SymbolCache(to_us(self.bp_config.symbol_cache_ttl))
         self.session: WsSessionManager | None = None
         self.rest: RestClient | None = None
-        self._books: dict[str, OrderBookView] = {}  # native -> the book cryptofeed's callbacks receive
+        self._books: dict[str, _BookState] = {}  # native -> the book cryptofeed's callbacks receive, and its records
         self._snapshot_tasks: dict[str, asyncio.Task] = {}
         # native symbol -> [last change, last snapshot] receipts (µs) of the cryptofeed book
         self._book_times: dict[str, list[int | None]] = {}
@@ -320,26 +331,40 @@ class BackpackFeed(BackpackFeedBase):
                                                            f"snapshot {out.symbol}")
 
     async def _on_book(self, out: ev.BookUpdate) -> None:
-        """Hand cryptofeed's callbacks a view of the Router's book: the delta is already applied there."""
+        """Hand cryptofeed's callbacks a view of the Router's book: the delta is already applied there.
+
+        One lookup per delta finds the view and its bookkeeping (the freshness entry, the book's times);
+        both are updated in place, as ``activity.seen`` and the ``_book_times`` store would.
+        """
         native = out.symbol
+        receipt = out.receipt
         if out.kind == "snapshot":
             # A new object per snapshot, as before: a book handed out before a resync is not the new one.
-            book = self._books[native] = OrderBookView(self.id, self._std(native),
-                                                       self.router.books.get(native).book, self.max_depth)
-            self._book_times[native] = [out.receipt, out.receipt]
+            times: list[int | None] = [receipt, receipt]
+            self._book_times[native] = times
+            state = self._books[native] = _BookState(
+                OrderBookView(self.id, self._std(native), self.router.books.get(native).book, self.max_depth),
+                times, self.activity.entry("depth", native))
+            book = state.view
             delta = None
         else:
-            self.activity.seen("depth", native, out.receipt)
-            book = self._books.get(native)
-            if book is None:
-                return
-            times = self._book_times.get(native)
-            if times is not None:
-                times[0] = out.receipt
+            state = self._books.get(native)
+            seen = state.seen if state is not None else None
+            if seen is None:
+                self.activity.seen("depth", native, receipt)
+                if state is None:
+                    return
+                seen = state.seen = self.activity.entry("depth", native)
+            else:
+                seen[0] += 1
+                if receipt > seen[1]:
+                    seen[1] = receipt
+            state.times[0] = receipt
+            book = state.view
             delta = out.delta  # the view turns it into cryptofeed's {bid: [...], ask: [...]} when first read
         if self.callbacks.get(compat.L2_BOOK):
             await self.book_callback(
-                compat.L2_BOOK, book, out.receipt / 1_000_000, timestamp=out.timestamp / 1_000_000 if out.timestamp else None,
+                compat.L2_BOOK, book, receipt / 1_000_000, timestamp=out.timestamp / 1_000_000 if out.timestamp else None,
                 raw=None, sequence_number=out.sequence, delta=delta,
             )
 
