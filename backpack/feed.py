@@ -59,6 +59,7 @@ _STREAM_OF: dict[type, str] = {
 # private streams are quiet whenever nothing happens, so their silence says nothing.
 FRESHNESS_CHANNELS = ("l2_book", "ticker", "ticker_24h", "funding")
 
+
 class _BookState:
     """One symbol's book as cryptofeed's callbacks see it, with the records kept on every delta."""
 
