@@ -15,6 +15,7 @@ from typing import Any
 
 from . import adapters, compat
 from .backoff import equal_jitter
+from .bookview import OrderBookView
 from .clock import Clock, to_us
 from .errors import BackpackError
 from .feedbase import BackpackFeedBase
@@ -57,6 +58,20 @@ _STREAM_OF: dict[type, str] = {
 # to one of them and silent for stale_message_seconds is a problem. Trades, candles, liquidations and the
 # private streams are quiet whenever nothing happens, so their silence says nothing.
 FRESHNESS_CHANNELS = ("l2_book", "ticker", "ticker_24h", "funding")
+
+
+class _BookState:
+    """One symbol's book as cryptofeed's callbacks see it, with the records kept on every delta."""
+
+    __slots__ = ("view", "times", "seen")
+
+    def __init__(self, view: OrderBookView, times: list[int | None], seen: list[int] | None) -> None:
+        self.view = view
+        self.times = times  # [last change, last snapshot] receipts (µs), shared with _book_times
+        self.seen = seen  # the activity entry of ("depth", symbol): [messages, last receipt]
+
+
+_STD_NAMES_MAX = 4096  # native -> normalized names remembered (the subscription's symbols, with room to spare)
 
 # the old per-feed dict, now read from the registry
 _LEGACY_METRICS = {
@@ -104,11 +119,12 @@ class BackpackFeed(BackpackFeedBase):
         self._owns_transport = transport is None
         self.protocol_callback = protocol_callback
         self.router = Router(accept=accepted(self.subscription))
-        self.symbol_map: SymbolMap | None = None
+        self._symbol_map: SymbolMap | None = None
+        self._std_names: dict[str, str] = {}  # native -> normalized, cleared whenever the market list changes
         self.symbols = SymbolCache(to_us(self.bp_config.symbol_cache_ttl))
         self.session: WsSessionManager | None = None
         self.rest: RestClient | None = None
-        self._books: dict[str, Any] = {}
+        self._books: dict[str, _BookState] = {}  # native -> the book cryptofeed's callbacks receive, and its records
         self._snapshot_tasks: dict[str, asyncio.Task] = {}
         # native symbol -> [last change, last snapshot] receipts (µs) of the cryptofeed book
         self._book_times: dict[str, list[int | None]] = {}
@@ -122,9 +138,18 @@ class BackpackFeed(BackpackFeedBase):
         self._decode_errors = r.counter("backpack_decode_errors_total")
         r.add_collector(self._collect_native)
 
+    @property
+    def symbol_map(self) -> SymbolMap | None:
+        return self._symbol_map
+
+    @symbol_map.setter
+    def symbol_map(self, value: SymbolMap | None) -> None:
+        self._symbol_map = value
+        self._std_names = {}  # a new market list may name a symbol differently
+
     def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
-        if self.symbol_map is not None and symbol in self.symbol_map:
-            return self.symbol_map.to_normalized(symbol)
+        if self._symbol_map is not None and symbol in self._symbol_map:
+            return self._symbol_map.to_normalized(symbol)
         return super().exchange_symbol_to_std_symbol(symbol)
 
     # --- the native run ------------------------------------------------------------------------
@@ -287,7 +312,15 @@ class BackpackFeed(BackpackFeedBase):
                 await handler(self, out)
 
     def _std(self, native: str) -> str:
-        return self.exchange_symbol_to_std_symbol(native)
+        """The normalized name, validated once per native name (and again after a market-list refresh)."""
+        names = self._std_names
+        std = names.get(native)
+        if std is None:
+            std = self.exchange_symbol_to_std_symbol(native)  # raises for a name that is not a symbol
+            if len(names) >= _STD_NAMES_MAX:
+                names.clear()
+            names[native] = std
+        return std
 
     async def _emit(self, channel: str, obj: Any, receipt_us: int) -> None:
         if self.callbacks.get(channel):
@@ -299,37 +332,40 @@ class BackpackFeed(BackpackFeedBase):
                                                            f"snapshot {out.symbol}")
 
     async def _on_book(self, out: ev.BookUpdate) -> None:
-        symbol = self._std(out.symbol)
+        """Hand cryptofeed's callbacks a view of the Router's book: the delta is already applied there.
+
+        One lookup per delta finds the view and its bookkeeping (the freshness entry, the book's times);
+        both are updated in place, as ``activity.seen`` and the ``_book_times`` store would.
+        """
+        native = out.symbol
+        receipt = out.receipt
         if out.kind == "snapshot":
-            proto = self.router.books.get(out.symbol).book
-            book = compat.OrderBook(self.id, symbol, max_depth=self.max_depth)
-            for price, size in proto.bid_dict().items():
-                book.book.bids[price] = size
-            for price, size in proto.ask_dict().items():
-                book.book.asks[price] = size
-            self._books[out.symbol] = book
-            self._book_times[out.symbol] = [out.receipt, out.receipt]
+            # A new object per snapshot, as before: a book handed out before a resync is not the new one.
+            times: list[int | None] = [receipt, receipt]
+            self._book_times[native] = times
+            state = self._books[native] = _BookState(
+                OrderBookView(self.id, self._std(native), self.router.books.get(native).book, self.max_depth),
+                times, self.activity.entry("depth", native))
+            book = state.view
             delta = None
         else:
-            self.activity.seen("depth", out.symbol, out.receipt)
-            book = self._books.get(out.symbol)
-            if book is None:
-                return
-            times = self._book_times.get(out.symbol)
-            if times is not None:
-                times[0] = out.receipt
-            d = out.delta
-            for side, levels in ((book.book.bids, d.bids), (book.book.asks, d.asks)):
-                for price, size in levels:
-                    if size == 0:
-                        if price in side:
-                            del side[price]
-                    else:
-                        side[price] = size
-            delta = adapters.book_delta(d)
-        if compat.L2_BOOK in self.callbacks and self.callbacks[compat.L2_BOOK]:
+            state = self._books.get(native)
+            seen = state.seen if state is not None else None
+            if seen is None:
+                self.activity.seen("depth", native, receipt)
+                if state is None:
+                    return
+                seen = state.seen = self.activity.entry("depth", native)
+            else:
+                seen[0] += 1
+                if receipt > seen[1]:
+                    seen[1] = receipt
+            state.times[0] = receipt
+            book = state.view
+            delta = out.delta  # the view turns it into cryptofeed's {bid: [...], ask: [...]} when first read
+        if self.callbacks.get(compat.L2_BOOK):
             await self.book_callback(
-                compat.L2_BOOK, book, out.receipt / 1_000_000, timestamp=out.timestamp / 1_000_000 if out.timestamp else None,
+                compat.L2_BOOK, book, receipt / 1_000_000, timestamp=out.timestamp / 1_000_000 if out.timestamp else None,
                 raw=None, sequence_number=out.sequence, delta=delta,
             )
 

@@ -558,6 +558,11 @@ class StreamActivity:
         if receipt > entry[1]:
             entry[1] = receipt
 
+    def entry(self, kind: str, symbol: str) -> list[int] | None:
+        """The live ``[messages, last receipt]`` of one stream (None before its first message), for a caller
+        that keeps it and updates it as ``seen`` would: the book path saves a tuple and a lookup per delta."""
+        return self._entries.get((kind, symbol))
+
     @property
     def counts(self) -> dict[tuple[str, str], int]:
         return {key: entry[0] for key, entry in self._entries.items()}

@@ -1,6 +1,6 @@
 """Throughput and memory of the native Backpack core against ccxt.pro, cryptofeed and bare JSON.
 
-Usage: ``python bench/run.py [--frames N] [--repeats R] [--json out.json] [--check-only] [--strict]``
+Usage: ``python bench/run.py [--frames N] [--repeats R] [--json out.json] [--clock cpu] [--check-only] [--strict]``
 
 Targets are ratios measured in the same run on the same machine (see docs/benchmarks.md); absolute
 frames/second vary from machine to machine and are only context. ``--check-only`` drives every
@@ -28,31 +28,37 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.contenders import ALL, Contender, Native, frames_for  # noqa: E402
+from bench.contenders import ALL as CORE  # noqa: E402
+from bench.contenders import Contender, Native, frames_for  # noqa: E402
+from bench.feeds import FEEDS, feed_latency  # noqa: E402
 from bench.frames import Dataset, build  # noqa: E402
 
 SCENARIOS = ("depth", "trades")
+ALL: tuple[type[Contender], ...] = CORE + FEEDS
 
 
 @dataclass(frozen=True)
 class Target:
-    """``native`` must be ``factor`` times faster than ``other`` (or, with ``within``, at most
+    """``mine`` must be ``factor`` times faster than ``other`` (or, with ``within``, at most
     ``factor`` times slower)."""
 
     scenario: str
     other: str
     factor: float
     within: bool = False
+    mine: str = "native"
 
     @property
     def title(self) -> str:
         if self.within:
-            return f"{self.scenario}: native within {self.factor:g}x of {self.other}"
-        return f"{self.scenario}: native >= {self.factor:g}x {self.other}"
+            return f"{self.scenario}: {self.mine} within {self.factor:g}x of {self.other}"
+        return f"{self.scenario}: {self.mine} >= {self.factor:g}x {self.other}"
 
     def ratio(self, fps: dict[str, dict[str, float]]) -> float | None:
         """None when ``other`` was not measured (its library is not installed)."""
-        native = fps[self.scenario]["native"]
+        native = fps[self.scenario].get(self.mine)
+        if native is None:
+            return None
         other = fps[self.scenario].get(self.other)
         if other is None:
             return None
@@ -66,11 +72,37 @@ class Target:
 
 
 TARGETS = (
+    Target("depth", "cryptofeed_binance", 1.5, mine="native_feed"),
+    Target("trades", "cryptofeed_binance", 1.5, mine="native_feed"),
+    Target("depth", "ccxt_feed", 12.0, mine="native_feed"),
+    Target("trades", "ccxt_feed", 12.0, mine="native_feed"),
     Target("depth", "ccxt", 5.0),
-    Target("trades", "ccxt", 5.0),
-    Target("depth", "cryptofeed_binance", 1.5),
-    Target("depth", "orjson", 3.0, within=True),
-    Target("trades", "orjson", 3.0, within=True),
+    Target("trades", "ccxt", 10.0),
+)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A harness figure against its bound (``at_least`` or at most)."""
+
+    title: str
+    section: str
+    key: str
+    bound: float
+    at_least: bool
+
+    def met(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        return value >= self.bound if self.at_least else value <= self.bound
+
+
+LIMITS = (
+    Limit("raw replay >= 1M events/s", "replay", "raw_fps", 1_000_000, True),
+    Limit("harness overhead <= 10%", "replay", "harness_overhead", 0.10, False),
+    Limit("recording overhead <= 5%", "recording", "overhead", 0.05, False),
+    Limit("zstd >= 8x on the bundled public session", "recording", "compression_ratio", 8.0, True),
+    Limit("peak RSS replaying 1M frames <= 150 MB", "memory", "peak_rss_mb_1m_frames", 150.0, False),
 )
 
 
@@ -211,12 +243,91 @@ async def _check_only(data: Dataset) -> list[str]:
     return errors
 
 
+def _check_harness(data: Dataset) -> list[str]:
+    """The replay of a bench recording delivers what the feed delivered while it was recorded."""
+    import tempfile
+
+    from bench import harness_bench as hb
+
+    frames = list(hb.session_frames(data, 400))
+    with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
+        rec = Path(tmp) / "check.jsonl.zst"
+        _, direct = asyncio.run(hb.feed_run(frames, data))
+        _, recorded = asyncio.run(hb.feed_run(frames, data, rec))
+        _, events, replayed = hb.replay_run(rec)
+        _, raw = hb.raw_read(rec)
+    ok = direct == recorded == replayed and direct > 0 and raw >= len(frames)
+    status = "ok" if ok else f"FAIL: lines direct {direct}, recorded {recorded}, replayed {replayed}; {raw} events"
+    print(f"{'harness':<7} {'record/replay':<20} {status}")
+    return [] if ok else [f"harness: {status}"]
+
+
+def _report(env: dict, args: argparse.Namespace, fps: Rates, cpu: Rates, results: list, limits: list,
+            mem: dict, figures: dict, layers: dict, profile_rows: list, errors: list[str]) -> dict:
+    """Everything, plus the keys issue 12 names (``depth.core_fps`` ...), by the ``--clock`` chosen."""
+    rates = fps if args.clock == "wall" else cpu
+
+    def get(scenario: str, name: str) -> float | None:
+        value = rates[scenario].get(name)
+        return None if value is None else round(value, 1)
+
+    def ratio(scenario: str, mine: str, other: str) -> float | None:
+        a, b = rates[scenario].get(mine), rates[scenario].get(other)
+        return None if a is None or b is None else round(a / b, 3)
+
+    return {
+        "environment": env,
+        "parameters": {"clock": args.clock, "frames": args.frames, "repeats": args.repeats, "levels": args.levels,
+                       "seed": args.seed, "harness_frames": args.harness_frames,
+                       "memory_frames": args.memory_frames},
+        "compiled_decoder": None,  # none shipped (docs/decisions.md): the core measured is the pure core
+        "depth": {
+            "core_fps": get("depth", "native"), "core_pure_fps": get("depth", "native"),
+            "feed_fps": get("depth", "native_feed"), "ccxt_fps": get("depth", "ccxt"),
+            "ccxt_feed_fps": get("depth", "ccxt_feed"),
+            "cryptofeed_binance_fps": get("depth", "cryptofeed_binance"),
+            "decode_floor_fps": get("depth", "orjson"), "decode_fps": get("depth", "native_decode"),
+        },
+        "trades": {
+            "core_fps": get("trades", "native"), "core_pure_fps": get("trades", "native"),
+            "feed_fps": get("trades", "native_feed"), "ccxt_fps": get("trades", "ccxt"),
+            "ccxt_feed_fps": get("trades", "ccxt_feed"),
+            "cryptofeed_binance_fps": get("trades", "cryptofeed_binance"),
+            "decode_floor_fps": get("trades", "orjson"),
+        },
+        "ratios": {
+            "depth_core_vs_ccxt": ratio("depth", "native", "ccxt"),
+            "depth_feed_vs_cryptofeed": ratio("depth", "native_feed", "cryptofeed_binance"),
+            "depth_feed_vs_ccxt_feed": ratio("depth", "native_feed", "ccxt_feed"),
+            "trades_core_vs_ccxt": ratio("trades", "native", "ccxt"),
+            "trades_feed_vs_cryptofeed": ratio("trades", "native_feed", "cryptofeed_binance"),
+            "trades_feed_vs_ccxt_feed": ratio("trades", "native_feed", "ccxt_feed"),
+            "depth_core_vs_cryptofeed": ratio("depth", "native", "cryptofeed_binance"),
+        },
+        "replay": figures["replay"],
+        "recording": figures["recording"],
+        "memory": {**figures.get("memory", {"peak_rss_mb_1m_frames": None}),
+                   "levels_per_side": args.memory_levels, "books": mem},
+        "latency": figures["latency"],
+        "frames_per_second": fps,
+        "frames_per_cpu_second": cpu,
+        "targets": results + limits,
+        "native_layers_us": layers,
+        "native_profile": profile_rows,
+        "incorrect_end_states": errors,
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=10_000, help="depth frames and trade frames per run")
     ap.add_argument("--repeats", type=int, default=7, help="timed runs per contender; the best counts")
     ap.add_argument("--levels", type=int, default=100, help="levels per side of the synchronised book")
     ap.add_argument("--memory-levels", type=int, default=1000, help="levels per side for the memory test")
+    ap.add_argument("--harness-frames", type=int, default=20_000,
+                    help="frames per timed replay/recording run (3 depth : 1 trade)")
+    ap.add_argument("--memory-frames", type=int, default=1_000_000,
+                    help="frames of the recording whose replay's peak RSS is measured (0 skips it)")
     ap.add_argument("--seed", type=int, default=20_250_801)
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument(
@@ -238,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     data = build(args.frames, levels=args.levels, seed=args.seed)
     if args.check_only:
         errors = asyncio.run(_check_only(data))
+        errors += _check_harness(data)
         return 1 if errors else 0
 
     env = environment()
@@ -260,9 +372,11 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"target": t.title, "ratio": _round(ratio), "cpu_ratio": _round(cpu_ratio), "met": ok})
         verdict = "SKIP (not installed)" if ok is None else ("PASS" if ok else "MISS")
         print(f"{t.title:<55} {_fmt(ratio):>7} {_fmt(cpu_ratio):>7}  {verdict}")
-    if "cryptofeed_binance" in fps["trades"]:
-        info_ratio = fps["trades"]["native"] / fps["trades"]["cryptofeed_binance"]
-        print(f"{'(info) trades: native vs cryptofeed Binance aggTrade':<55} {info_ratio:>7.2f}")
+    for info in (Target("depth", "cryptofeed_binance", 1.0), Target("depth", "native_feed", 1.0),
+                 Target("depth", "orjson", 1.0, within=True)):
+        r, c = info.ratio(fps), info.ratio(cpu)
+        print(f"{'(info) ' + info.title.replace(' >= 1x', ' vs').replace(' within 1x of', ' cost vs'):<55} "
+              f"{_fmt(r):>7} {_fmt(c):>7}")
 
     from bench.memory import measure
 
@@ -274,7 +388,34 @@ def main(argv: list[str] | None = None) -> int:
     if "ccxt" in mem:
         print(f"native retained / ccxt retained = {mem['native']['retained'] / mem['ccxt']['retained']:.2f}")
 
-    missed = [r for r in results if r["met"] is False]
+    from bench import harness_bench
+
+    print(f"\nharness: {args.harness_frames} frames (3 depth : 1 trade) through the feed's run loop, CPU time, "
+          f"best of {args.repeats}; 1M-frame replay RSS in a child process" if args.memory_frames else "")
+    harness = harness_bench.measure(data, args.harness_frames, args.repeats, args.memory_frames)
+    latency = feed_latency(data, repeats=min(args.repeats, 3))
+    figures = {**harness, "latency": latency}
+    print(f"{'figure':<55} {'value':>12}  result")
+    limits = []
+    for lim in LIMITS:
+        value = figures.get(lim.section, {}).get(lim.key)
+        ok = lim.met(value)
+        limits.append({"target": lim.title, "value": _round(value), "met": ok})
+        verdict = "SKIP" if ok is None else ("PASS" if ok else "MISS")
+        shown = "-" if value is None else (f"{value:.1%}" if "overhead" in lim.key else f"{value:,.2f}")
+        print(f"{lim.title:<55} {shown:>12}  {verdict}")
+    rep, rec = harness["replay"], harness["recording"]
+    print(f"{'(info) replay through the feed, events/s':<55} {rep['feed_fps']:>12,.0f}")
+    print(f"{'(info) the same frames fed to the feed directly, frames/s':<55} {rep['direct_feed_fps']:>12,.0f}")
+    print(f"{'(info) raw read of the bundled public session, events/s':<55} {rep['raw_fps_bundled_public']:>12,.0f}")
+    print(f"{'(info) zstd ratio of the bench session (depth-heavy)':<55} "
+          f"{rec['compression_ratio_bench_session']:>12,.2f}")
+    print(f"\nlatency, frame in -> callback returned (native feed, {latency['frames']} frames, depth and trades):")
+    print(f"  msg/s {latency['msgs_per_s']:,.0f}  p50 {latency['feed_p50_us']:.2f} us  "
+          f"p90 {latency['feed_p90_us']:.2f} us  p99 {latency['feed_p99_us']:.2f} us  "
+          f"cpu {latency['cpu_percent']:.0f}%  rss {latency['rss_mb']:.0f} MB")
+
+    missed = [r for r in results + limits if r["met"] is False]
     profile_rows: list[dict[str, object]] = []
     layers: dict[str, float] = {}
     if missed or args.profile:
@@ -282,35 +423,17 @@ def main(argv: list[str] | None = None) -> int:
 
         layers = layer_times(data, args.repeats)
         print("\nnative depth frame, layer by layer (CPU us/frame, best of repeats, no profiler):")
-        for name in ("json", "decode", "decode_beyond_json", "book", "router_glue", "router"):
-            print(f"  {name:<20} {layers[name]:>6.2f}")
+        for name in ("json", "decode", "decode_beyond_json", "book", "router_glue", "router", "feed",
+                     "feed_beyond_router"):
+            if name in layers:
+                print(f"  {name:<20} {layers[name]:>6.2f}")
         text, profile_rows = asyncio.run(_profile_native(data))
         print("\ncProfile of the native depth path (Router.receive_frame), top functions by own time:")
         print(text)
 
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "environment": env,
-                    "parameters": {
-                        "clock": args.clock,
-                        "frames": args.frames,
-                        "repeats": args.repeats,
-                        "levels": args.levels,
-                        "seed": args.seed,
-                    },
-                    "frames_per_second": fps,
-                    "frames_per_cpu_second": cpu,
-                    "targets": results,
-                    "memory": {"levels_per_side": args.memory_levels, "books": mem},
-                    "native_layers_us": layers,
-                    "native_profile": profile_rows,
-                    "incorrect_end_states": errors,
-                },
-                indent=2,
-            )
-        )
+        args.json.write_text(json.dumps(_report(
+            env, args, fps, cpu, results, limits, mem, figures, layers, profile_rows, errors), indent=2))
     if errors:
         return 2
     return 1 if (missed and args.strict) else 0

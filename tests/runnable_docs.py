@@ -6,8 +6,8 @@ plain and the line before it is ``<!-- runnable [option=value ...] -->``. ``sh``
 run with ``sh -e``, ``python`` blocks with the project's interpreter, and blocks with ``file=PATH`` are
 written to PATH for later blocks instead of being run. All blocks of one page run in order, in one
 working directory (a scratch copy that holds ``recordings/``, ``examples/``, ``bench/``, ``docs/``,
-``tests/`` and ``pyproject.toml``). The environment carries ``BACKPACK_REST``/``BACKPACK_WS`` of a loopback server the
-test started, and the loopback test account's key as ``BACKPACK_SECRET``/``BACKPACK_API_KEY``.
+``pyproject.toml`` and the test-only helpers of ``tests/``). The environment carries
+``BACKPACK_REST``/``BACKPACK_WS`` of a loopback server the test started, and the loopback test account's key as ``BACKPACK_SECRET``/``BACKPACK_API_KEY``.
 
 A block fails when its exit code is not the expected one, when it runs past its timeout, or when it
 prints a Python traceback. A user never gets one of those.
@@ -37,7 +37,10 @@ _PRODUCTION = re.compile(r"backpack\.exchange")
 _DEFAULTS_TO_PRODUCTION = re.compile(r"backpack-harness\s+(record|auth-check)\b|examples/observability\.py")
 _COMMENT = re.compile(r"^\s*<!--\s*runnable(?P<options>(?:\s+[^\s>]+)*)\s*-->\s*$")
 _COPIED = ("recordings",)
-_LINKED = ("examples", "bench", "docs", "tests")
+_LINKED = ("examples", "bench", "docs")
+# Test-only helpers a page may import (the bisecting runbook's deliberate book bug); tests/ itself stays
+# a scratch folder, so files a page writes there never land in the checkout.
+_TEST_HELPERS = ("__init__.py", "bisect_bug.py")
 
 
 class BlockError(ValueError):
@@ -188,6 +191,9 @@ def workspace(directory: Path) -> Path:
         if not (directory / name).exists():
             (directory / name).symlink_to(ROOT / name, target_is_directory=True)
     shutil.copy(ROOT / "pyproject.toml", directory / "pyproject.toml")
+    (directory / "tests").mkdir(exist_ok=True)
+    for name in _TEST_HELPERS:
+        shutil.copy(ROOT / "tests" / name, directory / "tests" / name)
     return directory
 
 

@@ -76,12 +76,39 @@ SCHEMA: dict[str, tuple[str, ...]] = {
 _UNBOUNDED = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
+_TEXT: dict[Decimal, str] = {}  # finite Decimal -> its canonical text: book levels repeat frame after frame
+_TEXT_MAX = 1 << 16  # entries kept before the cache starts over
+_TEXT_LONGEST = 64  # longer texts are computed every time, so the cache stays a few MB at most
+
+
 def canonical_decimal(value: Any) -> str | None:
     """Canonical text of a decimal value; ``None`` stays ``None``. Never raises.
 
     Non-finite values print as ``NaN`` / ``Infinity`` / ``-Infinity``; a value that is not a number at
     all (a foreign extra field) prints as its ``str``, so nothing is silently lost.
+
+    The text is a function of the numeric value alone (``1.10`` and ``1.1`` print alike), so it is kept
+    per finite ``Decimal``: the replayed book's top levels are the same values on most frames, and their
+    conversion was most of a replay's time (docs/benchmarks.md).
     """
+    if type(value) is Decimal:
+        try:
+            text = _TEXT.get(value)
+        except TypeError:  # a signalling NaN cannot be hashed
+            text = None
+        if text is not None:
+            return text
+        text = _canonical(value)
+        if len(text) <= _TEXT_LONGEST and value.is_finite():  # a hostile 1E+100000 is not kept
+            if len(_TEXT) >= _TEXT_MAX:
+                _TEXT.clear()
+            _TEXT[value] = text
+        return text
+    return _canonical(value)
+
+
+def _canonical(value: Any) -> str | None:
+    """``canonical_decimal`` computed afresh (the reference the cache is tested against)."""
     if value is None:
         return None
     if isinstance(value, bool):
