@@ -153,8 +153,8 @@ def _case(raw: Any, area: str, area_title: str, source: str, index: int) -> Case
     if recording not in RECORDINGS:
         raise _fail(where, f"slice.recording must be one of {', '.join(RECORDINGS)}")
     frames = sl.get("frames")
-    if type(frames) is not int or not 1 <= frames <= 200_000:
-        raise _fail(where, "slice.frames must be a number of frames (1..200000)")
+    if type(frames) is not int or not 1 <= frames <= 20_000:
+        raise _fail(where, "slice.frames must be a number of frames (1..20000)")
     symbols = sl.get("symbols")
     if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
         raise _fail(where, "slice.symbols must be a list of symbols such as SOL-USDC")
@@ -181,8 +181,8 @@ def _case(raw: Any, area: str, area_title: str, source: str, index: int) -> Case
     if any(n not in _NEEDS for n in needs):
         raise _fail(where, f"needs must be among {', '.join(_NEEDS)}")
     server = raw.get("server") or {}
-    if set(server) - {"compress", "ping_interval", "pong_timeout"}:
-        raise _fail(where, "server takes compress, ping_interval and pong_timeout")
+    if set(server) - {"compress", "ping_interval", "pong_timeout", "speed"}:
+        raise _fail(where, "server takes compress, ping_interval, pong_timeout and speed")
     return Case(cid, name, area, area_title, _sentence(raw.get("expect"), where), recording, frames,
                 tuple(symbols), tuple(channels), tuple(transforms), faults, dict(checks), tuple(needs),
                 dict(server), bool(raw.get("slow_consumer", False)), source)
