@@ -43,6 +43,7 @@ def _quiet() -> None:
 def _work(case_id: str, client: str) -> dict[str, Any]:
     """Process-pool unit: one case x client; an internal failure comes back as a fail, never a traceback."""
     _quiet()
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - a client's threads may print after its run; stdout is ours
     from harness.conformance.catalog import load_catalog
     from harness.conformance.run import run_case
 

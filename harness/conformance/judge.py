@@ -151,6 +151,13 @@ def _wire(obs: Observed, conn_id: int | None, position: int | None) -> dict[str,
             "received": [_redact(t) for t in conn["received"][:50]]}
 
 
+def public_streams(case: Case, channels: list[str]) -> set[str]:
+    """The public streams a client asked for ``channels`` of the case's symbols must be subscribed to."""
+    from harness.conformance.run import streams_of
+
+    return streams_of(case, channels)
+
+
 def judge(obs: Observed, reference: Reference, *, depth: int = 10) -> dict[str, Any]:
     from harness.loopback.recorded.source import END_REASON
     from harness.scenarios.sockets import _subscriptions
@@ -206,13 +213,16 @@ def judge(obs: Observed, reference: Reference, *, depth: int = 10) -> dict[str, 
     end_id = next((c["id"] for c in conns if any(k == "close" and END_REASON in t for k, t in c["sent"])), None)
     relevant = [c for c in conns if end_id is None or c["id"] <= end_id]
     drops = [c for c in relevant if c["id"] != end_id and c["close_code"] is not None]
+    wanted = public_streams(case, subscribed_channels)
     first_streams, stamps = _subscriptions(_Conn(relevant[0])) if relevant else (set(), [])
+    private = {s for s in first_streams if s.startswith("account.")}
     for c in relevant[1:]:
         streams, more = _subscriptions(_Conn(c))
         stamps += more
-        if streams != first_streams:
-            missing, extra = sorted(first_streams - streams), sorted(streams - first_streams)
-            fails.append(f"connection {c['id']} subscribed to other streams than connection 1 (missing "
+        missing = sorted((wanted | private) - streams)
+        extra = sorted(s for s in streams - wanted if not s.startswith("account."))
+        if missing or extra:
+            fails.append(f"connection {c['id']} did not resubscribe to exactly the same streams (missing "
                          f"{missing[:4] or 'none'}, extra {extra[:4] or 'none'})")
         opened, sub = obs.opened.get(c["id"]), obs.subscribed.get(c["id"])
         if opened is not None and sub is not None and sub - opened > LATE_SUBSCRIBE_S:

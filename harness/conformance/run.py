@@ -67,7 +67,7 @@ def _frame_text(case: Case, position: int) -> str:
     """The text of the ``position``-th frame the slice plays to a client subscribed as the case is."""
     from harness.recording.format import WsRecv
 
-    wanted = _streams(case)
+    wanted = streams_of(case)
     n = 0
     for event in slice_of(case.recording, case.frames, case.transforms).events:
         if isinstance(event, WsRecv):
@@ -80,11 +80,12 @@ def _frame_text(case: Case, position: int) -> str:
     raise ValueError(f"case {case.id}: the slice plays fewer than {position} frames")
 
 
-def _streams(case: Case) -> set[str]:
+def streams_of(case: Case, channels: Any = None) -> set[str]:
+    """The public stream names of the case's symbols for ``channels`` (default: all the case's)."""
     out = set()
     for symbol in case.symbols:
         native = symbol.replace("-", "_")
-        for c in case.channels:
+        for c in case.channels if channels is None else channels:
             if c == "trades":
                 out.add(f"trade.{native}")
             elif c == "l2_book":

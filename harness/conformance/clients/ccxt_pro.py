@@ -50,7 +50,13 @@ class CcxtProAdapter:
 
         tasks: list[asyncio.Task[None]] = []
         try:
-            await ex.load_markets()
+            while True:  # the same loop around the market list as around every watch
+                try:
+                    await ex.load_markets()
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    await emit(error(exc, "load_markets"))
+                    await asyncio.sleep(RETRY_S)
             for symbol in target.symbols:
                 ccxt_symbol = ex.markets_by_id[symbol.replace("-", "_")][0]["symbol"]
                 for what in target.channels:
