@@ -188,7 +188,7 @@ def test_an_out_that_cannot_be_created(tmp_path: Path, capsys: pytest.CaptureFix
 def subset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("conform-subset")
     code = main(["conform", "--client", "native", "--client", "ccxt-pro", "--cases", "1.2", "--cases", "2.3",
-                 "--cases", "3.5", "--out", str(out), "--no-progress", "--jobs", "2"])
+                 "--cases", "3.5", "--cases", "4.2", "--out", str(out), "--no-progress", "--jobs", "2"])
     assert code == EXIT_OK
     return out, json.loads((out / "results.json").read_text())
 
@@ -217,8 +217,13 @@ def test_ccxt_pro_fails_gap_after_sync_and_the_native_feed_passes_it(subset: tup
 
 
 def test_no_signature_reaches_the_report(subset: tuple[Path, dict[str, Any]]) -> None:
-    out, _report = subset
+    out, report = subset
     from harness.loopback.server import TEST_ACCOUNT_SECRET
+
+    private = _verdicts(report)[("4.2", "native")]  # signed subscribes on two connections, both in the wire log
+    assert private["verdict"] == PASS, private["reasons"]
+    assert _verdicts(report)[("4.2", "ccxt-pro")]["verdict"] == UNSUPPORTED
+    assert any('"signature":"<redacted>"' in t for t in private["evidence"]["wire"]["received"])
 
     for path in out.rglob("*"):
         if path.is_file():
@@ -243,7 +248,7 @@ def test_the_html_report_renders_in_headless_chromium(subset: tuple[Path, dict[s
     assert html.index('id="totals"') < html.index('id="matrix"')  # totals first
     assert 'data-client="native"' in totals.group(1) and 'data-client="ccxt-pro"' in totals.group(1)
     cells = re.findall(r'<td class="([a-z-]+)" data-client="([a-z-]+)" data-verdict="([a-z -]+)"', matrix.group(1))
-    assert len(cells) == 6
+    assert len(cells) == 8
     assert ("fail", "ccxt-pro", "fail") in cells and ("pass", "native", "pass") in cells
     assert re.search(r'<tr data-case="2.3">.*?data-client="ccxt-pro" data-verdict="fail"', matrix.group(1), re.S)
     assert 'data-gate="pass"' in html

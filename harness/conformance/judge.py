@@ -87,6 +87,21 @@ def _written_trades(obs: Observed, symbols: set[str]) -> dict[tuple[str, str], d
     return out
 
 
+def _where_written(obs: Observed, key: tuple[str, str]) -> tuple[int, int, str] | None:
+    """(connection, text frame position from 1, text) of the first write of trade ``key``."""
+    symbol, tid = key
+    needle = f'"t":{tid},'
+    for conn in obs.connections:
+        n = 0
+        for kind, text in conn["sent"]:
+            if kind != "text":
+                continue
+            n += 1
+            if _stream_of(text) == f"trade.{symbol.replace('-', '_')}" and (needle in text or f'"t":"{tid}"' in text):
+                return conn["id"], n, text
+    return None
+
+
 def _expected_trade(symbol: str, data: dict[str, Any]) -> dict[str, Any]:
     t = data.get("T")
     return {"type": "trade", "exchange": "BACKPACK", "symbol": symbol, "id": str(data.get("t")),
@@ -169,6 +184,7 @@ def judge(obs: Observed, reference: Reference, *, depth: int = 10) -> dict[str, 
     checker = Checker(apply(Program(), reference), depth=depth, raise_at_once=False, observed=False)
     symbols = set(case.symbols)
     first_bad: tuple[int, str] | None = None
+    lost_at: tuple[int, int, str] | None = None
     emitted: dict[tuple[str, str], int] = {}
     resyncs = errors = 0
     for i, rec in enumerate(obs.records):
@@ -199,6 +215,7 @@ def judge(obs: Observed, reference: Reference, *, depth: int = 10) -> dict[str, 
         if lost:
             fails.append(f"lost trades: {len(lost)} of the {len(written)} the server wrote were never emitted "
                          f"(first: {lost[0][1]} of {lost[0][0]})")
+            lost_at = _where_written(obs, lost[0])
         if written and len(lost) < len(written):
             diff = _trade_fields(obs, {k: v for k, v in written.items() if k in emitted})
             if diff is not None:
@@ -291,6 +308,12 @@ def judge(obs: Observed, reference: Reference, *, depth: int = 10) -> dict[str, 
         evidence["first_wrong"] = {"index": i, "why": why, "record": json.dumps(obs.records[i], default=str),
                                    "connection": conn_id, "frames_sent": position}
         evidence["records_before"] = [json.dumps(r, default=str)[:TEXT_LIMIT] for r in obs.records[max(0, i - 5):i]]
+        evidence["wire"] = _wire(obs, conn_id, position)
+    elif lost_at is not None:
+        conn_id, position, text = lost_at
+        evidence["first_wrong"] = {"index": len(obs.records), "why": f"this trade frame, text frame {position} "
+                                   f"of connection {conn_id}, was written but never emitted",
+                                   "record": _redact(text), "connection": conn_id, "frames_sent": position}
         evidence["wire"] = _wire(obs, conn_id, position)
     else:
         target = drops[-1]["id"] if drops else (conns[-1]["id"] if conns else None)
