@@ -24,10 +24,10 @@ from harness.cli import EXIT_CANTCREAT, EXIT_CONFORMANCE, EXIT_OK, EXIT_USAGE, C
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--client", action="append", metavar="NAME",
-                        help="a client to test (repeatable; default: all of native, ccxt-feed, ccxt-pro, "
+    parser.add_argument("--client", action="extend", nargs="+", metavar="NAME",
+                        help="clients to test (repeatable; default: all of native, ccxt-feed, ccxt-pro, "
                         "backpack-exchange-sdk)")
-    parser.add_argument("--cases", action="append", metavar="GLOB",
+    parser.add_argument("--cases", action="extend", nargs="+", metavar="GLOB",
                         help="cases whose number, name or number-name matches (repeatable: '2.*', '*gap*')")
     parser.add_argument("--out", metavar="DIR", required=True, help="where index.html, cases/ and results.json go")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
