@@ -111,7 +111,9 @@ class _Player:
             frames = log_.frames if log_ is not None else []
             origin = log_.origin if log_ is not None else session.origin
             index = self.source.resumed.get(stream, 0)
-            offset = at - (frames[index].t - origin) if index < len(frames) else at
+            offset = at  # from the start: the stream's time zero is now
+            if index and index < len(frames):  # resumed: its next frame is due now
+                offset = at - (frames[index].t - origin)
             self.cursors[stream] = _Cursor(stream, frames, origin, offset, session.end_t, index)
         self.changed.set()
         if self.task is None:
