@@ -88,6 +88,11 @@ class Faults:
         self._stall_after: tuple[int, float] | None = None
         self._split = _Counter()
         self._split_chunk, self._split_pause = 7, 0.0
+        self._at_frame: list[tuple[int, int, Callable[[], None]]] = []
+        self._snapshot_shift = _Counter()
+        self._snapshot_shift_by = 0
+        self._reorder: dict[str | None, _Counter] = {}
+        self._empty_snapshot = _Counter()
         self._actions: list[CloseRequest | SendRequest] = []
         self._listener: Callable[[], None] | None = None
         self.fired: list[Fired] = []
@@ -180,6 +185,30 @@ class Faults:
             raise ValueError("chunk must be >= 1 and pause >= 0")
         self._split_chunk, self._split_pause = chunk, pause
         self._split.arm(count)
+
+    def at_frame(self, frames: int, action: Callable[[], None], *, connection: int = 1) -> None:
+        """Call ``action`` (arm another fault, push a frame) right after connection number ``connection`` (the
+        server counts from 1) was sent its ``frames``-th text frame: any fault placed by stream position."""
+        if frames < 0 or connection < 1:
+            raise ValueError("frames must be >= 0 and connection >= 1")
+        self._at_frame.append((connection, frames, action))
+
+    def shift_snapshots(self, by: int, count: int | None = 1) -> None:
+        """Answer the next ``count`` depth snapshots ``by`` known book states behind (< 0: stale) or ahead (> 0)
+        of the one the stream has reached (sources that know their book's states: a recording)."""
+        if by == 0:
+            raise ValueError("by must not be 0")
+        self._snapshot_shift_by = by
+        self._snapshot_shift.arm(count)
+
+    def empty_snapshots(self, count: int | None = 1) -> None:
+        """Answer the next ``count`` ``/api/v1/depth`` requests with ``204 No Content`` (no body at all)."""
+        self._empty_snapshot.arm(count)
+
+    def reorder_depth(self, symbol: str | None = None, count: int | None = 1) -> None:
+        """Hold the next realtime depth delta of ``symbol`` (None: any) back and send it right after the one
+        that follows it on the same connection (two deltas swapped on the wire)."""
+        self._reorder.setdefault(symbol, _Counter()).arm(count)
 
     def clear(self) -> None:
         """Disarm everything; ``fired`` and the listener are kept."""
@@ -274,6 +303,33 @@ class Faults:
             self._fire("split", chunk=self._split_chunk)
             return self._split_chunk, self._split_pause
         return None
+
+    def take_at_frame(self, connection: int, sent: int) -> list[Callable[[], None]]:
+        due = [a for a in self._at_frame if a[0] == connection and sent >= a[1]]
+        if not due:
+            return []
+        self._at_frame = [a for a in self._at_frame if a not in due]
+        for conn, frames, _action in due:
+            self._fire("at_frame", connection=conn, frames=frames)
+        return [a[2] for a in due]
+
+    def take_snapshot_shift(self) -> int:
+        if self._snapshot_shift.take():
+            self._fire("shift_snapshot", by=self._snapshot_shift_by)
+            return self._snapshot_shift_by
+        return 0
+
+    def take_empty_snapshot(self) -> bool:
+        if self._empty_snapshot.take():
+            self._fire("empty_snapshot")
+            return True
+        return False
+
+    def take_reorder_depth(self, symbol: str | None, sequence: int | None = None) -> bool:
+        if self._take_keyed(self._reorder, symbol):
+            self._fire("reorder_depth", symbol=symbol, u=sequence)
+            return True
+        return False
 
     def drain_actions(self) -> list[CloseRequest | SendRequest]:
         actions, self._actions = self._actions, []

@@ -153,6 +153,7 @@ class Connection:
         self.transport: asyncio.Transport | None = None
         self.text_sent = 0
         self.write_lock = asyncio.Lock()  # a frame written in pieces must not have a pong in the middle
+        self.held: str | None = None  # a depth frame held back by ``reorder_depth``, sent after the next one
 
     @property
     def texts(self) -> list[str]:
@@ -387,9 +388,15 @@ class BackpackServer:
         """Queue one frame to one connection; realtime depth frames meet the depth faults as broadcasts do."""
         copies = 1
         if depth is not None and stream == f"depth.{depth[0]}":
+            if conn.held is None and self.faults.take_reorder_depth(*depth):
+                conn.held = text
+                return
             copies = self._depth_copies(*depth)
         for _ in range(copies):
             self._enqueue(conn, "text", text)
+        if conn.held is not None and depth is not None:
+            held, conn.held = conn.held, None
+            self._enqueue(conn, "text", held)
 
     async def drain(self, conn: Connection) -> None:
         if conn.open:
@@ -422,6 +429,8 @@ class BackpackServer:
                         else:
                             await conn.ws.send_str(payload)
                     conn.text_sent += 1
+                    for action in self.faults.take_at_frame(conn.id, conn.text_sent):
+                        action()
                     close = self.faults.take_close_after(conn.text_sent)
                     if close is not None:
                         asyncio.get_running_loop().create_task(
@@ -632,6 +641,8 @@ class BackpackServer:
             status = self.faults.take_snapshot_failure()
             if status is not None:
                 return web.Response(status=status, text="Service Unavailable")
+            if self.faults.take_empty_snapshot():
+                return web.Response(status=204)
         answer = self.source.rest(RestRequest(name, request.query, request.path_qs))
         return _response(answer)
 

@@ -85,7 +85,7 @@ class _Player:
         self.played = 0  # recorded ns played on this connection
         self.wall0: float | None = None  # loop.time() when played == 0 (paced replay)
         self.changed = asyncio.Event()
-        self.last_u: dict[str, int] = {}  # native symbol -> u of the last depth frame queued
+        self.last_u: dict[str, int] = dict(source.resumed_u)  # native symbol -> u of the last depth frame queued
         self.lap = 1
         self.frames_sent = 0
         self.lap_start = 0  # frames_sent when this lap began
@@ -110,7 +110,11 @@ class _Player:
             log_ = session.streams.get(stream)
             frames = log_.frames if log_ is not None else []
             origin = log_.origin if log_ is not None else session.origin
-            self.cursors[stream] = _Cursor(stream, frames, origin, at, session.end_t)
+            index = self.source.resumed.get(stream, 0)
+            offset = at  # from the start: the stream's time zero is now
+            if index and index < len(frames):  # resumed: its next frame is due now
+                offset = at - (frames[index].t - origin)
+            self.cursors[stream] = _Cursor(stream, frames, origin, offset, session.end_t, index)
         self.changed.set()
         if self.task is None:
             self.task = asyncio.get_running_loop().create_task(
@@ -229,10 +233,13 @@ class _Player:
 class RecordingSource:
     """``MarketSource`` that plays a ``RecordedSession``. ``speed``: recorded time × speed (None, 0 or
     infinity: as fast as the client reads); ``loop``: start again at the end instead of closing;
-    ``linger``: seconds a finished connection is held open before its Close."""
+    ``linger``: seconds a finished connection is held open before its Close; ``resume``: a new connection
+    goes on where the last one that closed stopped (what it had been queued counts as sent), as a live
+    exchange's stream does, instead of from the start."""
 
     def __init__(
-        self, session: RecordedSession, *, speed: float | None = 1.0, loop: bool = False, linger: float = 1.0
+        self, session: RecordedSession, *, speed: float | None = 1.0, loop: bool = False, linger: float = 1.0,
+        resume: bool = False,
     ) -> None:
         if speed is not None and (math.isnan(speed) or speed < 0):
             raise ValueError(f"speed must be a positive number, 0 or None (as fast as possible), not {speed}")
@@ -246,6 +253,9 @@ class RecordingSource:
         self.host: SourceHost | None = None
         self._players: dict[int, _Player] = {}
         self.books = _books(session)
+        self.resume = resume
+        self.resumed: dict[str, int] = {}  # stream -> index of its next frame (resume)
+        self.resumed_u: dict[str, int] = {}
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> RecordingSource:
@@ -289,6 +299,9 @@ class RecordingSource:
         player = self._players.pop(conn.id, None)
         if player is not None:
             player.cancel()
+            if self.resume:
+                self.resumed.update({name: c.index for name, c in player.cursors.items()})
+                self.resumed_u.update(player.last_u)
 
     # -- REST -----------------------------------------------------------------------------------
     def rest(self, request: RestRequest) -> RestAnswer:
@@ -313,6 +326,8 @@ class RecordingSource:
     def high_water(self, symbol: str) -> int | None:
         """The highest ``u`` of ``symbol`` queued to any open connection (None: none yet)."""
         marks = [p.last_u[symbol] for p in self._players.values() if p.conn.open and symbol in p.last_u]
+        if not marks and symbol in self.resumed_u:  # between two connections of a resumed stream
+            return self.resumed_u[symbol]
         return max(marks) if marks else None
 
     def _depth(self, request: RestRequest) -> RestAnswer:
@@ -337,6 +352,11 @@ class RecordingSource:
             raise RestNotFound(f"Not in the recording: GET {request.path_qs}")
         mark = self.high_water(symbol)
         point = timeline.at_or_after(mark)
+        faults = getattr(self.host, "faults", None)
+        shift = faults.take_snapshot_shift() if point is not None and faults is not None else 0
+        if shift and point is not None:
+            k = timeline.points.index(point)
+            point = timeline.points[min(len(timeline.points) - 1, max(0, k + shift))]
         if point is None:
             where = "at all" if not timeline.known else f"at or after sequence {mark}"
             return RestAnswer(
