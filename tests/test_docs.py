@@ -39,16 +39,6 @@ DOCS = ROOT / "docs"
 BACKPACK_DOC = DOCS / "exchanges" / "backpack.md"
 RUNBOOK = DOCS / "runbooks" / "backpack_migration.md"
 CCXT_DOC = DOCS / "migrations" / "backpack_ccxt.md"
-# LEAD: remove this constant after merging the branches that add these pages (faults, bisect, conform).
-# They are linked from the README and the indexes ahead of that merge, so links to them are not checked while
-# the page is missing. Once a page exists, links to it (and its own links) are checked like any other, so
-# re-running this file after the merge verifies them; then this constant is no longer needed.
-PAGES_FROM_OTHER_BRANCHES = {
-    "docs/scenarios.md",
-    "docs/runbooks/bisecting.md",
-    "docs/conformance.md",
-    "docs/guides/conformance-adapter.md",
-}
 
 
 def read(path: Path) -> str:
@@ -293,8 +283,6 @@ def test_every_link_resolves(page: Path) -> None:
         file, _, anchor = target.partition("#")
         dest = (page.parent / file).resolve() if file else page
         rel = dest.relative_to(ROOT).as_posix() if dest.is_relative_to(ROOT) else str(dest)
-        if rel in PAGES_FROM_OTHER_BRANCHES and not dest.exists():
-            continue
         assert dest.exists(), f"{page.relative_to(ROOT)}: broken link {target}"
         if anchor and dest.suffix == ".md":
             assert anchor in anchors(dest), f"{page.relative_to(ROOT)}: no heading #{anchor} in {rel}"
@@ -303,7 +291,7 @@ def test_every_link_resolves(page: Path) -> None:
 def test_the_readme_links_every_doc() -> None:
     linked = {(ROOT / t.partition("#")[0]).resolve().relative_to(ROOT).as_posix()
               for t in links(ROOT / "README.md") if not re.match(r"[a-z]+:", t)}
-    docs = {p.relative_to(ROOT).as_posix() for p in pages()[1:]} | PAGES_FROM_OTHER_BRANCHES
+    docs = {p.relative_to(ROOT).as_posix() for p in pages()[1:]}
     assert not docs - linked, f"the README does not link {sorted(docs - linked)}"
 
 
