@@ -31,6 +31,16 @@ _TIME = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*")
 _UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
 
 
+def quiet_replayed_feed(args: argparse.Namespace) -> None:
+    """The replayed feed's own log (a reconnect warning, ...) stays off stderr unless --log-level asks."""
+    import logging
+
+    from backpack.logs import install_json_logging
+
+    if args.log_level is None:
+        install_json_logging(logging.CRITICAL + 1)
+
+
 def exit_code(exc: BaseException) -> int:
     """The documented exit code of a recording or cassette problem (see ``harness.cli``)."""
     if isinstance(exc, RecordingOpenError | RecordingEmpty):

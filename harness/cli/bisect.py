@@ -18,7 +18,7 @@ import os
 import sys
 
 from harness.cli import CliError, Subcommand, register
-from harness.cli._recordings import depth
+from harness.cli._recordings import depth, quiet_replayed_feed
 
 EXIT_ABORT = 128
 
@@ -37,16 +37,6 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", metavar="DIR", help="deviation registry for --ccxt (default: the bundled one)")
     parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
 
-
-
-def _quiet(args: argparse.Namespace) -> None:
-    """The replayed feed's own log (a reconnect warning, ...) stays off stderr unless --log-level asks."""
-    import logging
-
-    from backpack.logs import install_json_logging
-
-    if args.log_level is None:
-        install_json_logging(logging.CRITICAL + 1)
 
 
 def _inputs(args: argparse.Namespace) -> None:
@@ -81,7 +71,7 @@ def _inputs(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    _quiet(args)
+    quiet_replayed_feed(args)
     from harness.bisect.invariants import REGISTRY
     from harness.bisect.verdict import judge
     from harness.recording.reader import RecordingError

@@ -13,7 +13,7 @@ import json
 import sys
 
 from harness.cli import EXIT_OK, Subcommand, register
-from harness.cli._recordings import cli_error, depth
+from harness.cli._recordings import cli_error, depth, quiet_replayed_feed
 
 EXIT_DIFFERENT = 1
 
@@ -30,18 +30,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 
-def _quiet(args: argparse.Namespace) -> None:
-    """The replayed feed's own log (a reconnect warning, ...) stays off stderr unless --log-level asks."""
-    import logging
-
-    from backpack.logs import install_json_logging
-
-    if args.log_level is None:
-        install_json_logging(logging.CRITICAL + 1)
-
-
 def _run(args: argparse.Namespace) -> int:
-    _quiet(args)
+    quiet_replayed_feed(args)
     from harness.bisect.diff import first_divergence
     from harness.bisect.render import describe_event, divergence_json, render_divergence
     from harness.bisect.sides import Side

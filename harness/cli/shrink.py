@@ -17,7 +17,7 @@ import sys
 import time
 
 from harness.cli import EXIT_CANTCREAT, EXIT_DATAERR, EXIT_OK, EXIT_USAGE, CliError, Subcommand, register
-from harness.cli._recordings import cli_error, depth
+from harness.cli._recordings import cli_error, depth, quiet_replayed_feed
 
 EXIT_NOT_FAILING = EXIT_DATAERR  # nothing to shrink: the input is not what shrink needs
 
@@ -71,18 +71,8 @@ class _Progress:
 
 
 
-def _quiet(args: argparse.Namespace) -> None:
-    """The replayed feed's own log (a reconnect warning, ...) stays off stderr unless --log-level asks."""
-    import logging
-
-    from backpack.logs import install_json_logging
-
-    if args.log_level is None:
-        install_json_logging(logging.CRITICAL + 1)
-
-
 def _run(args: argparse.Namespace) -> int:
-    _quiet(args)
+    quiet_replayed_feed(args)
     from harness.bisect.shrink import CheckError, OutputPathError, ShrinkError, shrink
     from harness.recording.reader import RecordingError
     from harness.replay import ReplaySetupError

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -246,6 +246,17 @@ def core_run(reference: Reference, program: Program, **kwargs: Any) -> Run:
     return run_core(apply(program, reference), **kwargs)
 
 
+def checked_lines(normalizer: Normalizer, output: Any, feed: Any, checker: Checker) -> Iterator[str]:
+    """One feed output as schema-v1 lines, each shown to the checker first with the feed's own book."""
+    for rec in normalizer.records((output,)):
+        book = None
+        if rec.get("type") == "book":
+            sync = feed.router.books.get(str(rec.get("symbol")).replace("-", "_"))
+            book = (sync.book._bids, sync.book._asks)
+        checker.record(rec, book)
+        yield dumps(rec)
+
+
 async def run_feed_async(faulted: Faulted, *, depth: int | None = 10, sink: Callable[[str], None] | None = None,
                          raise_violation: bool = True) -> Run:
     """Play ``faulted`` to the real ``BackpackFeed`` on a ``ScenarioTransport``; raises the first violation
@@ -264,13 +275,7 @@ async def run_feed_async(faulted: Faulted, *, depth: int | None = 10, sink: Call
     def on_output(output: Any) -> None:
         if normalizer is None:
             return
-        for rec in normalizer.records((output,)):
-            book = None
-            if rec.get("type") == "book":
-                sync = feed.router.books.get(str(rec.get("symbol")).replace("-", "_"))
-                book = (sync.book._bids, sync.book._asks)
-            checker.record(rec, book)
-            line = dumps(rec)
+        for line in checked_lines(normalizer, output, feed, checker):
             run.lines.append(line)
             if sink is not None:
                 sink(line)

@@ -28,7 +28,7 @@ from harness.recording.reader import ReadStats, Recording
 from harness.scenarios.invariants import Checker
 from harness.scenarios.oracle import Reference
 from harness.scenarios.program import Faulted, Program, apply
-from harness.scenarios.runner import Run
+from harness.scenarios.runner import Run, checked_lines
 
 SOCKET_FAULTS = ("close", "abrupt_close", "stall", "no_pong", "slow_consumer", "split")
 WATCHDOG_S = 1.0  # the feed's watchdog under ``stall``: a stall longer than this must trip it
@@ -123,7 +123,7 @@ async def run_socket_async(recording: Recording, fault: SocketFault, *, frames: 
     """One socket-level scenario (see the module docstring); raises the first broken invariant."""
     from backpack.feed import BackpackFeed
     from backpack.live import LiveTransport
-    from backpack.protocol.normalized import Normalizer, dumps
+    from backpack.protocol.normalized import Normalizer
     from harness.loopback.recorded.session import index_events
     from harness.loopback.recorded.source import END_REASON, RecordingSource
     from harness.loopback.server import TEST_ACCOUNT_API_KEY, TEST_ACCOUNT_SECRET
@@ -145,13 +145,7 @@ async def run_socket_async(recording: Recording, fault: SocketFault, *, frames: 
     async def on_output(output: Any) -> None:
         if normalizer is None:
             return
-        for rec in normalizer.records((output,)):
-            book = None
-            if rec.get("type") == "book":
-                sync = feed.router.books.get(str(rec.get("symbol")).replace("-", "_"))
-                book = (sync.book._bids, sync.book._asks)
-            checker.record(rec, book)
-            run.lines.append(dumps(rec))
+        run.lines.extend(checked_lines(normalizer, output, feed, checker))
         if slow:
             await asyncio.sleep(0.002)  # a consumer slower than the stream: the socket must hold the rest
 
