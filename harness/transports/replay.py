@@ -99,7 +99,7 @@ from harness.recording.format import (
 )
 from harness.recording.reader import ReadStats, Recording, RecordingDamaged
 from harness.recording.redaction import Redactor
-from harness.transports.replay_timeline import ReplayTimeline, StreamedEvents
+from harness.transports.replay_timeline import ReplayTimeline, StreamedEvents, TimelineChanged
 
 MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_MAX_WAIT_S = 300.0
@@ -512,6 +512,8 @@ class ReplayTransport:
                     f"the feed stopped by itself at {self._where(self.cursor)}, before the recording ended"))
         except ReplayError as exc:
             self._fail(exc)
+        except TimelineChanged as exc:
+            self._fail(ReplayError(str(exc)))
         finally:
             await self._drain(stop)
             if self._progress is not None:
