@@ -149,6 +149,8 @@ class StreamedEvents(Sequence[Event]):
                 raise TimelineChanged(f"{self._path}: the file ended after {self._first + len(self._window)} "
                                       f"events, but it had {self._count} when the replay began")
             self._window.append(event)
+            if self._first + len(self._window) == self._count:
+                self._reader.close()  # the last event: nothing more to read, whoever forgets close()
             if len(self._window) > self._keep:
                 self._window.popleft()
                 self._first += 1
