@@ -32,8 +32,9 @@ from backpack.protocol.normalized import DEFAULT_DEPTH, Normalizer
 from backpack.protocol.subscriptions import CHANNELS
 from backpack.protocol.wire import CANDLE_INTERVALS, DEPTH_SPEEDS
 from harness.recording.format import Header, HttpRequestEvent, WsOpen, WsSend
-from harness.recording.reader import Recording, RecordingDamaged, read_recording
+from harness.recording.reader import Recording, RecordingDamaged
 from harness.transports.replay import ReplayStats, ReplayTransport
+from harness.transports.replay_timeline import ReplayTimeline
 
 LOG = logging.getLogger("harness.replay")
 
@@ -162,12 +163,13 @@ async def run_feed(feed: BackpackFeed, stop: asyncio.Event) -> None:
         await feed._close_resources()
 
 
-def _ns(seconds: float | None) -> int | None:
+def stop_ns(seconds: float | None) -> int | None:
+    """``start`` / ``stop`` (seconds) as a ``t`` (ns): ``stop_ns(stop)`` is the ``until_t`` the input ends at."""
     return None if seconds is None else max(0, round(seconds * 1_000_000_000))
 
 
 async def replay_stream(
-    recording: str | os.PathLike[str] | Recording,
+    recording: str | os.PathLike[str] | Recording | ReplayTimeline,
     sink: Callable[[str], None],
     *,
     depth: int | None = DEFAULT_DEPTH,
@@ -181,6 +183,9 @@ async def replay_stream(
 ) -> ReplayResult:
     """Replay, handing each normalized line to ``sink`` as the feed produces it.
 
+    A path is streamed (indexed in one pass, its frames read again as they play: memory does not grow with
+    the file); a ``ReplayTimeline`` must have been scanned with ``stop`` as its ``until_t``.
+
     ``provenance(line, index)``, when given, is called with each line before ``sink`` and the index (in
     the recording's events) of the event the feed was reacting to when it produced the line: the frame,
     REST answer or close handed over last (None before the first one).
@@ -189,15 +194,23 @@ async def replay_stream(
     every line before it, the replay's conformance failure (``ReplayError``). Damage after the header is
     not raised: everything before it is replayed and ``result.damage`` says where the input ended.
     """
-    rec = recording if isinstance(recording, Recording) else read_recording(recording)
-    spec = feed_spec(rec.header, rec.events)
-    keys = throwaway_keys() if spec.private else None
-    transport = ReplayTransport(rec, mode=mode, pacing=speed, inner=inner, secrets=keys or (),
-                                until_t=_ns(stop), progress=progress)
-    if not isinstance(recording, Recording):
-        transport.name = os.fspath(recording)
-    start_t = _ns(start)
-    result = ReplayResult(damage=rec.damage, stats=transport.stats, cassette=transport.cassette)
+    until_t = stop_ns(stop)
+    if isinstance(recording, ReplayTimeline):
+        timeline = recording
+    elif isinstance(recording, Recording):
+        timeline = ReplayTimeline.of(recording, until_t)
+    else:  # streamed: the index holds every event but the frames, which are read again as they play
+        timeline = ReplayTimeline.scan(recording, until_t)
+    try:
+        spec = feed_spec(timeline.header, timeline.index.structure)
+        keys = throwaway_keys() if spec.private else None
+        transport = ReplayTransport(timeline, mode=mode, pacing=speed, inner=inner, secrets=keys or (),
+                                    until_t=until_t, progress=progress)
+    except BaseException:
+        timeline.close()
+        raise
+    start_t = stop_ns(start)
+    result = ReplayResult(damage=timeline.damage, stats=transport.stats, cassette=transport.cassette)
     normalizer: Normalizer | None = None
 
     def on_output(output: Any) -> None:
@@ -247,5 +260,5 @@ def replay_normalized(
 
 __all__ = [
     "FeedSpec", "ReplayResult", "ReplaySetupError", "build_feed", "feed_spec", "replay_normalized",
-    "replay_stream", "run_feed", "throwaway_keys",
+    "replay_stream", "run_feed", "stop_ns", "throwaway_keys",
 ]

@@ -25,7 +25,6 @@ from harness.cli import (
     stdout_to_devnull,
 )
 from harness.cli._recordings import cli_error, depth, offset, positive, progress_bar
-from harness.recording.format import WsRecv
 from harness.recording.reader import RecordingError, read_recording
 from harness.transports.replay import MODES, ReplayError
 
@@ -87,15 +86,21 @@ class _Stdout:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness.replay import ReplaySetupError, replay_stream
+    from harness.replay import ReplaySetupError, replay_stream, stop_ns
+    from harness.transports.replay_timeline import ReplayTimeline
 
     if args.log_level is None:  # the replayed feed's own log only when asked (-v): stderr carries the verdict
         install_json_logging((logging.CRITICAL + 1, logging.WARNING, logging.INFO)[min(args.verbose, 2)])
-    try:
-        rec = read_recording(args.recording)
+    try:  # a plain replay is streamed: indexed in one pass, the frames read again as they play
+        if args.faults is not None:
+            rec = read_recording(args.recording)
+        else:
+            timeline = ReplayTimeline.scan(args.recording, stop_ns(args.stop))
     except RecordingError as exc:
         raise cli_error(exc) from None
     if args.start is not None and args.stop is not None and args.stop <= args.start:
+        if args.faults is None:
+            timeline.close()
         raise CliError(EXIT_USAGE, "--to must be later than --from")
     if args.faults is not None:
         from harness.scenarios.cli import replay_faults
@@ -106,11 +111,11 @@ def _run(args: argparse.Namespace) -> int:
         from backpack.live import LiveTransport
 
         inner = LiveTransport()
-    update, close_bar = progress_bar(args.progress, sum(1 for e in rec.events if isinstance(e, WsRecv)))
+    update, close_bar = progress_bar(args.progress, timeline.index.frames)
     out = _Stdout(flush_each=args.speed is not None)
     async def main() -> object:
         try:
-            return await replay_stream(rec, out, depth=args.depth, start=args.start, stop=args.stop,
+            return await replay_stream(timeline, out, depth=args.depth, start=args.start, stop=args.stop,
                                        mode=args.mode, speed=args.speed, inner=inner, progress=update)
         finally:
             if inner is not None:

@@ -66,9 +66,16 @@ class Interaction:
 
 def interactions(events: Sequence[Event]) -> tuple[list[Interaction], list[tuple[int, HttpRequestEvent]]]:
     """Completed exchanges in request order, and the requests that never completed (index, event)."""
+    return indexed_interactions(enumerate(events))
+
+
+def indexed_interactions(
+    pairs: Iterable[tuple[int, Event]],
+) -> tuple[list[Interaction], list[tuple[int, HttpRequestEvent]]]:
+    """``interactions`` of ``(timeline index, event)`` pairs: the REST half kept apart from the frames."""
     open_requests: dict[str, tuple[int, HttpRequestEvent]] = {}
     done: list[Interaction] = []
-    for index, event in enumerate(events):
+    for index, event in pairs:
         if isinstance(event, HttpRequestEvent):
             open_requests[event.conn] = (index, event)
         elif isinstance(event, HttpResponseEvent) or (
@@ -118,8 +125,12 @@ def vcr_response(answer: HttpResponseEvent | TransportErrorEvent, *, t_request: 
 
 def cassette_lists(events: Sequence[Event]) -> tuple[list[VcrRequest], list[dict[str, Any]]]:
     """The recording's interactions as vcrpy's ``(requests, responses)`` lists, in request order."""
+    return _cassette_lists(interactions(events)[0])
+
+
+def _cassette_lists(done: Iterable[Interaction]) -> tuple[list[VcrRequest], list[dict[str, Any]]]:
     requests, responses = [], []
-    for item in interactions(events)[0]:
+    for item in done:
         r = item.request
         requests.append(vcr_request(r.method, r.url, r.params, r.headers, r.body))
         responses.append(vcr_response(item.answer, t_request=r.t, index=item.answer_index,
@@ -137,6 +148,13 @@ class RecordingPersister:
 
     def __init__(self, events: Sequence[Event]) -> None:
         self.requests, self.responses = cassette_lists(events)
+
+    @classmethod
+    def of_pairs(cls, pairs: Iterable[tuple[int, Event]]) -> RecordingPersister:
+        """From ``(timeline index, event)`` pairs (the REST half of a streamed timeline)."""
+        persister = cls(())
+        persister.requests, persister.responses = _cassette_lists(indexed_interactions(pairs)[0])
+        return persister
 
     def load_cassette(self, cassette_path: Any, serializer: Any) -> tuple[list[VcrRequest], list[dict[str, Any]]]:
         if not self.requests:
@@ -289,6 +307,6 @@ def import_cassette(cassette: str | os.PathLike[str], into: str | os.PathLike[st
 
 __all__ = [
     "EXTENSION", "MATCH_ON", "CassetteError", "Interaction", "RecordingPersister", "cassette_lists",
-    "events_from_cassette", "export_cassette", "import_cassette", "interactions", "load_cassette",
-    "request_uri", "save_cassette", "vcr_request", "vcr_response",
+    "events_from_cassette", "export_cassette", "import_cassette", "indexed_interactions", "interactions",
+    "load_cassette", "request_uri", "save_cassette", "vcr_request", "vcr_response",
 ]

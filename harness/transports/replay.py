@@ -79,7 +79,7 @@ from harness.recording.cassettes import (
     EXTENSION,
     MATCH_ON,
     RecordingPersister,
-    interactions,
+    indexed_interactions,
     vcr_request,
 )
 from harness.recording.format import (
@@ -97,8 +97,9 @@ from harness.recording.format import (
     WsRecv,
     WsSend,
 )
-from harness.recording.reader import Recording, RecordingDamaged, read_recording
+from harness.recording.reader import ReadStats, Recording, RecordingDamaged
 from harness.recording.redaction import Redactor
+from harness.transports.replay_timeline import ReplayTimeline, StreamedEvents, TimelineChanged
 
 MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_MAX_WAIT_S = 300.0
@@ -314,7 +315,9 @@ class ReplayWsSession:
 
 
 class ReplayTransport:
-    """``Transport`` that serves ``recording`` (a path or a read ``Recording``); see the module docstring.
+    """``Transport`` that serves ``recording`` (a path, a read ``Recording`` or a ``ReplayTimeline``); see the
+    module docstring. A path is streamed (``harness.transports.replay_timeline``): indexed in one pass, then
+    walked holding a short window of events, so memory does not grow with the file.
 
     ``mode``: REST record mode (vcrpy's). ``pacing``: None replays as fast as possible, a number X
     replays in real time × X. ``inner``: the live transport new episodes go to. ``secrets``: strings
@@ -340,17 +343,29 @@ class ReplayTransport:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if pacing is not None and not pacing > 0:
             raise ValueError(f"pacing (a speed factor) must be positive, got {pacing!r}")
-        rec = recording if isinstance(recording, Recording) else read_recording(recording)
-        self.name = str(recording) if not isinstance(recording, Recording) else "recording"
-        self.header: Header = rec.header
-        self.events: list[Event] = list(rec.events)
-        self.damage: RecordingDamaged | None = rec.damage
+        if isinstance(recording, ReplayTimeline):
+            timeline = recording
+            if timeline.until_t != until_t:
+                if isinstance(timeline.events, StreamedEvents):
+                    raise ValueError(f"the timeline was indexed for until_t={timeline.until_t!r}, not {until_t!r}")
+                timeline = ReplayTimeline.of(Recording(timeline.header, list(timeline.events), timeline.damage,
+                                                       ReadStats()), until_t, timeline.name)
+        elif isinstance(recording, Recording):
+            timeline = ReplayTimeline.of(recording, until_t)
+        else:
+            timeline = ReplayTimeline.scan(recording, until_t)  # streamed: a long file is never held whole
+        self.timeline = timeline
+        self.name = timeline.name
+        self.header: Header = timeline.header
+        self.events: Sequence[Event] = timeline.events
+        self.damage: RecordingDamaged | None = timeline.damage
         self.mode = mode
         self.pacing = pacing
         self.inner = inner
         self.max_wait_us = int(max_wait * 1_000_000)
         self.redactor = Redactor(secrets, marker=self.header.redaction)
-        self.base_us = _base_us(self.header, self.events)
+        index = timeline.index
+        self.base_us = self.header.start_us if self.header.start_us is not None else (index.inferred_base_us or 0)
         self._clock = VirtualClock(self.base_us)
         self.stats = ReplayStats()
         self.failure: ReplayError | None = None
@@ -361,22 +376,14 @@ class ReplayTransport:
         self.current_event: int | None = None  # index of the event handed over last: what the feed is reacting to
         self._progress = progress
         self._progress_every = max(1, progress_every)
-        self._stop_index = _stop_index(self.events, until_t)
+        self._stop_index = index.stop_index
         self._sessions: dict[str, ReplayWsSession] = {}
-        self._connect_slots = [i for i, e in enumerate(self.events)
-                               if isinstance(e, WsOpen) or (isinstance(e, TransportErrorEvent) and e.op == "connect")]
+        self._connect_slots = list(index.connects)
         self._slot_set = frozenset(self._connect_slots)
         self._next_slot = 0
-        self._broken_at: dict[str, int] = {}  # conn -> first event where the exchange closed/failed it
+        self._broken_at: dict[str, int] = index.broken_at  # conn -> first event where the exchange closed/failed it
         self._connects: dict[int, tuple[str, asyncio.Future[ReplayWsSession]]] = {}
-        self._closes: dict[str, list[int]] = {}
-        for i, e in enumerate(self.events):
-            if (isinstance(e, WsClose) and e.via == "close") or (
-                    isinstance(e, TransportErrorEvent) and e.op == "close" and e.conn is not None):
-                self._closes.setdefault(e.conn, []).append(i)  # type: ignore[arg-type]
-            if ((isinstance(e, WsClose) and e.via in ("recv", "send")) or (
-                    isinstance(e, TransportErrorEvent) and e.op in ("recv", "send"))) and e.conn is not None:
-                self._broken_at.setdefault(e.conn, i)
+        self._closes: dict[str, list[int]] = index.closes
         self._gates: dict[int, asyncio.Future[None]] = {}
         self._forever: list[asyncio.Future[Any]] = []
         self._live_calls = 0
@@ -385,9 +392,9 @@ class ReplayTransport:
         self._paced_us: int | None = None
         self._pace_started: float | None = None
         self._feed: asyncio.Future[Any] | None = None
-        persister = RecordingPersister(self.events)
+        persister = RecordingPersister.of_pairs(index.rest)
         self._unanswered = [vcr_request(r.method, r.url, r.params, r.headers, r.body)
-                            for _, r in interactions(self.events)[1]]
+                            for _, r in indexed_interactions(index.rest)[1]]
         self.cassette = Cassette.load(path=self.name, persister=persister, record_mode=RecordMode(mode),
                                       match_on=MATCH_ON, allow_playback_repeats=False)
 
@@ -471,6 +478,7 @@ class ReplayTransport:
     async def close(self) -> None:
         """Release what still waits (the feed owns nothing here); the inner transport is the caller's."""
         self._end_everything()
+        self.timeline.close()
 
     # -- walking the timeline -------------------------------------------------------------------------
 
@@ -504,6 +512,8 @@ class ReplayTransport:
                     f"the feed stopped by itself at {self._where(self.cursor)}, before the recording ended"))
         except ReplayError as exc:
             self._fail(exc)
+        except TimelineChanged as exc:
+            self._fail(ReplayError(str(exc)))
         finally:
             await self._drain(stop)
             if self._progress is not None:
@@ -752,7 +762,11 @@ class ReplayTransport:
     def _where(self, index: int) -> str:
         if index >= len(self.events):
             return f"the end of the recording (after event {len(self.events)})"
-        return f"event {index + 1} (t={self.events[index].t / 1e9:.6f} s)"
+        try:
+            event = self.events[index]
+        except IndexError:  # a streamed timeline no longer holds it
+            return f"event {index + 1}"
+        return f"event {index + 1} (t={event.t / 1e9:.6f} s)"
 
     def _waiting_on(self) -> list[str]:
         out = [f"connect to {mask_url(url)}" for url, f in self._connects.values() if not f.done()]
@@ -813,41 +827,6 @@ def _answer_index(response: Any) -> int | None:
 
 def _query_url(request: HttpRequest) -> str:
     return mask_url(request.url + ("?" + urlencode(list(request.params)) if request.params else ""))
-
-
-def _base_us(header: Header, events: Sequence[Event]) -> int:
-    """µs of ``t = 0``: the header's ``start_us``, else inferred from the first receipt, else 0."""
-    if header.start_us is not None:
-        return header.start_us
-    for event in events:
-        receipt = getattr(event, "receipt", None)
-        if type(receipt) is int:
-            return max(0, receipt - event.t // 1000)
-    return 0
-
-
-def _stop_index(events: Sequence[Event], until_t: int | None) -> int:
-    """How many leading events are input: the rest only shows the recorded feed being stopped."""
-    answered = {e.conn for e in events if isinstance(e, HttpResponseEvent)
-                or (isinstance(e, TransportErrorEvent) and e.op == "request")}
-    broken: set[str] = set()
-    last = -1
-    for i, e in enumerate(events):
-        if until_t is not None and e.t >= until_t:
-            break
-        conn = getattr(e, "conn", None)
-        if (isinstance(e, WsClose) and e.via in ("recv", "send")) or (
-                isinstance(e, TransportErrorEvent) and e.op in ("recv", "send")):
-            broken.add(conn)  # type: ignore[arg-type]
-        if isinstance(e, RecordingEnd | UnknownEvent | WsPong):
-            continue
-        if ((isinstance(e, WsClose) and e.via == "close") or (
-                isinstance(e, TransportErrorEvent) and e.op == "close")) and conn not in broken:
-            continue  # the recorded feed closing a healthy socket: it was being stopped
-        if isinstance(e, HttpRequestEvent) and e.conn not in answered:
-            continue  # cancelled by the stop
-        last = i
-    return last + 1
 
 
 __all__ = [
