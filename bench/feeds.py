@@ -74,6 +74,21 @@ class _NoFetch:
 _NO_FETCH: Any = _NoFetch()
 
 
+def _delivered(books: _Counter, trades: _Counter, data: Dataset, frames: list[str], depth: bool) -> str | None:
+    """Both feed contenders end the same way: one callback per frame, and the last book equal to the data's."""
+    calls = books.calls if depth else trades.calls
+    if calls != len(frames):
+        return f"{calls} callbacks for {len(frames)} frames"
+    if not depth:
+        return None
+    book = books.last
+    if book.sequence_number != SNAPSHOT_ID + len(frames):
+        return f"sequence {book.sequence_number}"
+    bids = sorted(book.book.bids.to_dict().items(), reverse=True)
+    asks = sorted(book.book.asks.to_dict().items())
+    return _compare("decimal", bids, asks, data)
+
+
 class NativeFeed(Contender):
     name = "native_feed"
     requires = ("cryptofeed",)
@@ -95,17 +110,7 @@ class NativeFeed(Contender):
         feed = self.feed
         if feed.metrics["internal_errors"] or feed.router.decoder.stats["errors"]:
             return "the feed reported errors"
-        calls = self.books.calls if depth else self.trades.calls
-        if calls != len(frames):
-            return f"{calls} callbacks for {len(frames)} frames"
-        if not depth:
-            return None
-        book = self.books.last
-        if book.sequence_number != SNAPSHOT_ID + len(frames):
-            return f"sequence {book.sequence_number}"
-        bids = sorted(book.book.bids.to_dict().items(), reverse=True)
-        asks = sorted(book.book.asks.to_dict().items())
-        return _compare("decimal", bids, asks, data)
+        return _delivered(self.books, self.trades, data, frames, depth)
 
 
 class CcxtFeed(Contender):
@@ -161,17 +166,7 @@ class CcxtFeed(Contender):
                 await on_trades(trades[CCXT_SYMBOL][-1:], receipt)
 
     def check(self, data: Dataset, frames: list[str], depth: bool) -> str | None:
-        calls = self.books.calls if depth else self.trades.calls
-        if calls != len(frames):
-            return f"{calls} callbacks for {len(frames)} frames"
-        if not depth:
-            return None
-        book = self.books.last
-        if book.sequence_number != SNAPSHOT_ID + len(frames):
-            return f"sequence {book.sequence_number}"
-        bids = sorted(book.book.bids.to_dict().items(), reverse=True)
-        asks = sorted(book.book.asks.to_dict().items())
-        return _compare("decimal", bids, asks, data)
+        return _delivered(self.books, self.trades, data, frames, depth)
 
     async def close(self) -> None:
         await self.ex.close()
