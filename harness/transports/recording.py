@@ -47,7 +47,6 @@ from harness.recording.format import (
     WsOpen,
     WsPing,
     WsPong,
-    WsRecv,
     WsSend,
 )
 from harness.recording.writer import RecordingWriter
@@ -83,12 +82,27 @@ class RecordingTransport:
         try:
             self.writer.write(event)
         except Exception as exc:  # noqa: BLE001 - the feed must keep running without its recorder
-            self.failure = exc
-            log.error("recording to %s stopped after %d events: %s: %s",
-                      self.writer.path.name, self.writer.events, type(exc).__name__, exc)
+            self._stopped(exc)
             return
-        if self.writer.pending and self._timer is None:
+        if self._timer is None and self.writer.pending:
             self._arm()
+
+    def record_recv(self, conn: str, frame: WsFrame) -> None:
+        """``record(WsRecv(...))`` for one received frame, by the writer's per-frame path; never raises."""
+        if self.failure is not None:
+            return
+        try:
+            self.writer.write_recv(conn, frame.data, frame.receipt)
+        except Exception as exc:  # noqa: BLE001 - the feed must keep running without its recorder
+            self._stopped(exc)
+            return
+        if self._timer is None and self.writer.pending:
+            self._arm()
+
+    def _stopped(self, exc: Exception) -> None:
+        self.failure = exc
+        log.error("recording to %s stopped after %d events: %s: %s",
+                  self.writer.path.name, self.writer.events, type(exc).__name__, exc)
 
     def _arm(self) -> None:
         try:
@@ -247,8 +261,9 @@ class RecordingWsSession:
             self._pings()
             self._owner._error(self.id, "recv", exc)
             raise
-        self._pings()
-        self._owner.record(WsRecv(self._owner._t(), self.id, frame.data, frame.receipt))
+        if not self._observed:
+            self._pings()
+        self._owner.record_recv(self.id, frame)
         return frame
 
     async def close(self, code: int = _DEFAULT, reason: str = _DEFAULT) -> None:
