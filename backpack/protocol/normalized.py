@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
-from .book import BookManager
+from .book import BookManager, OrderBook
 from .events import (
     RAW_LIMIT,
     BalanceUpdate,
@@ -177,6 +178,48 @@ def _levels(levels: Any) -> list[list[str | None]]:
     return out
 
 
+_FRAGMENT: dict[tuple[Any, Any], str] = {}  # (price, size) -> '["p","s"]': top levels repeat line after line
+_FRAGMENT_LIMIT = 1 << 16
+
+
+def _json_text(text: Any) -> str:
+    """``json.dumps`` of one scalar as ``dumps`` writes it (a text, None, or whatever a ``symbol`` map gave)."""
+    if type(text) is str:
+        return _quote(text)
+    return "null" if text is None else dumps(text)
+
+
+def _side_text(levels: Any) -> str:
+    """``dumps(_levels(levels))``, from the text of each level kept per (price, size) of Decimals (equal
+    Decimals print alike, and a Decimal never equals a value of another type that prints otherwise here)."""
+    out: list[str] = []
+    cache = _FRAGMENT
+    for level in levels or ():
+        try:
+            price, size = level
+        except (TypeError, ValueError):
+            continue  # as _levels: skipped
+        if type(price) is Decimal and type(size) is Decimal:
+            try:
+                fragment = cache.get((price, size))
+            except TypeError:  # a signalling NaN is unhashable
+                fragment = None
+            else:
+                if fragment is None:
+                    fragment = f"[{_json_text(_level_text(price))},{_json_text(_level_text(size))}]"
+                    if len(cache) >= _FRAGMENT_LIMIT:
+                        cache.clear()
+                    cache[(price, size)] = fragment
+                out.append(fragment)
+                continue
+        out.append(f"[{_json_text(_level_text(price))},{_json_text(_level_text(size))}]")
+    return f"[{','.join(out)}]"
+
+
+def _json_int(value: Any) -> str:
+    return int.__repr__(value) if type(value) is int else "null"
+
+
 def _plain(value: Any) -> Any:
     """Free-form data (RFQ ``data``) made canonical: Decimals and floats become decimal strings."""
     if isinstance(value, dict):
@@ -226,6 +269,9 @@ class Normalizer:
         self._symbol = symbol
         self.ignored = 0  # outputs that are not events (FetchSnapshot, Send) or of an unknown type
         self._names: dict[str, str | None] = {}  # native -> cryptofeed name, by the rule (no ``symbol``)
+        # symbol -> (top bids, their text, top asks, their text) of its last book line: most deltas leave
+        # one side's top N as it was, and an OrderBook holds only Decimals, whose text is their value's
+        self._sides: dict[Any, tuple[list[Any], str, list[Any], str]] = {}
 
     @classmethod
     def for_router(cls, router: Any, **kwargs: Any) -> Normalizer:
@@ -235,7 +281,13 @@ class Normalizer:
 
     def lines(self, outputs: Iterable[Any]) -> list[str]:
         """Canonical lines (no newlines) for one Router call's outputs, in order."""
-        return [dumps(r) for r in self.records(outputs)]
+        out: list[str] = []
+        for output in outputs:
+            if type(output) is BookUpdate:
+                out.append(self._book_line(output))
+            else:
+                out.extend(dumps(r) for r in self.record(output))
+        return out
 
     def records(self, outputs: Iterable[Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -315,6 +367,32 @@ class Normalizer:
             delta=None if delta is None else {"bids": _levels(delta.bids), "asks": _levels(delta.asks)},
         )
         return [r]
+
+    def _book_line(self, e: BookUpdate) -> str:
+        """``dumps(self._book(e)[0])`` written directly: the book line is most of a replay's output, and the
+        generic encoder walked 4N nested lists per line (issue 12). Keys in sorted order, as ``dumps``."""
+        books = self.books
+        bids = asks = "[]"
+        if books is not None and e.symbol in books:
+            book = books.get(e.symbol).book
+            top_bids, top_asks = book.top(self.depth)
+            last = self._sides.get(e.symbol)
+            if last is None or type(book) is not OrderBook:
+                bids, asks = _side_text(top_bids), _side_text(top_asks)
+            else:
+                bids = last[1] if top_bids == last[0] else _side_text(top_bids)
+                asks = last[3] if top_asks == last[2] else _side_text(top_asks)
+            if type(book) is OrderBook and (last is not None or len(self._sides) < 4096):
+                self._sides[e.symbol] = (top_bids, bids, top_asks, asks)
+        delta = e.delta
+        delta_text = "null" if delta is None else (
+            f'{{"asks":{_side_text(delta.asks) if delta.asks else "[]"},'
+            f'"bids":{_side_text(delta.bids) if delta.bids else "[]"}}}')
+        symbol = self._sym(e.symbol)
+        return (f'{{"asks":{asks},"bids":{bids},"delta":{delta_text},"exchange":"{EXCHANGE}",'
+                f'"kind":{_json_text(_str(e.kind))},"receipt":{_json_int(getattr(e, "receipt", None))},'
+                f'"sequence":{_json_int(e.sequence)},"symbol":{_json_text(symbol)},'
+                f'"timestamp":{_json_int(_int(e.timestamp) or None)},"type":"book"}}')
 
     def _resync(self, e: ResyncNeeded) -> list[dict[str, Any]]:
         r = self._base("book_resync", e, e.symbol, None)
