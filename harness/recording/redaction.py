@@ -148,10 +148,16 @@ class Redactor:
         return value
 
     def ws_text(self, value: str) -> str:
-        """``text`` plus every ``signature`` array's entries, keeping the rest of the frame byte for byte."""
+        """``text`` plus every ``signature`` array's entries, keeping the rest of the frame byte for byte.
+
+        (``text`` inline: a recorder calls this once per frame.)"""
         if '"signature"' in value:
             value = self._signatures(value)
-        return self.text(value)
+        if self._text_re is not None and (self._needles is None or any(n in value for n in self._needles)):
+            value = self._text_re.sub(self.marker, value)
+        if "://" in value:
+            value = _URL_PASSWORD.sub(lambda m: f"{m.group('pre')}{self.marker}@", value)
+        return value
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {

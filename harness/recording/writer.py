@@ -103,8 +103,8 @@ class RecordingWriter:
         self.block_ns = int(block_ms * 1_000_000)
         self.block_bytes = block_bytes
         self.redactor = redactor if redactor is not None else Redactor(secrets)
-        # A policy that replaces ``Redactor.event`` itself is honoured by sending frames the general way too.
-        self._fast = type(self.redactor).event is Redactor.event
+        # A policy of the caller's (a subclass) is honoured by sending frames the general way too.
+        self._fast = type(self.redactor) is Redactor
         self._conns: dict[str, bytes] = {}  # connection id -> its JSON string
         self._fsync = fsync
         self._clock = clock_ns
@@ -157,27 +157,47 @@ class RecordingWriter:
 
     def write_recv(self, conn: str, data: str | bytes, receipt: int) -> None:
         """``write(WsRecv(self.now_ns(), conn, data, receipt))``, without building the event: a recorder's
-        per-frame call."""
-        if self._closed or self.failure is not None or not self._fast:
+        per-frame call (everything inline: it runs once per frame received)."""
+        if (self._closed or self.failure is not None or not self._fast or type(data) is not str
+                or type(receipt) is not int or type(conn) is not str):
             self.write(WsRecv(self.now_ns(), conn, data, receipt))
             return
         now = self._clock()
         t = now - self._start_ns
         if t < self._last_t:
             t = self._last_t
-        self._buffer(t, self._recv_line(t, conn, data, receipt), now)
+        encoded = self._conns.get(conn)
+        if encoded is None:
+            encoded = self._conn_json(conn)
+        try:
+            line = _RECV_LINE % (t, encoded, receipt, orjson.dumps(self.redactor.ws_text(data)))
+        except TypeError:  # a lone surrogate (not UTF-8): the general path escapes it
+            line = dump_line(self.redactor.event(WsRecv(t, conn, data, receipt)).to_json())
+        self._last_t = t
+        if self._block_started is None:
+            self._block_started = now
+        lines = self._lines
+        lines.append(line)
+        self._pending_bytes += len(line)
+        self.events += 1
+        if (len(lines) >= self.block_events or self._pending_bytes >= self.block_bytes
+                or now - self._block_started >= self.block_ns):
+            self.flush()
+
+    def _conn_json(self, conn: str) -> bytes:
+        encoded = orjson.dumps(conn)
+        if len(self._conns) < 1024:
+            self._conns[conn] = encoded
+        return encoded
 
     def _recv_line(self, t: int, conn: str, data: str | bytes, receipt: int) -> bytes:
         """The line ``dump_line(self.redactor.event(WsRecv(...)).to_json())`` gives, built directly."""
         if type(data) is str and type(receipt) is int and type(conn) is str:
-            text = self.redactor.ws_text(data)
             encoded = self._conns.get(conn)
             if encoded is None:
-                encoded = orjson.dumps(conn)
-                if len(self._conns) < 1024:
-                    self._conns[conn] = encoded
+                encoded = self._conn_json(conn)
             try:
-                return _RECV_LINE % (t, encoded, receipt, orjson.dumps(text))
+                return _RECV_LINE % (t, encoded, receipt, orjson.dumps(self.redactor.ws_text(data)))
             except TypeError:  # a lone surrogate (not UTF-8): the general path escapes it
                 pass
         return dump_line(self.redactor.event(WsRecv(t, conn, data, receipt)).to_json())
