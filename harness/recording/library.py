@@ -6,6 +6,10 @@ stepped deterministically and made to misbehave at planned moments. Rebuild one 
 ``backpack-harness fixtures build NAME``; the sidecar next to it says how and when it was made, with
 which versions, its sha256, and the sha256 of the normalized (schema v1) events the live feed delivered
 while recording — which a replay of the file must reproduce byte for byte.
+
+When only the writer's encoding changes (its zstd level, its block size), ``recompress(NAME)`` (``python -m
+harness.recording.library recompress NAME``) writes the same events again with the current writer and updates
+the sidecar's ``sha256`` and ``bytes``; the events, and so the normalized hash, stay as recorded.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from backpack.protocol.subscriptions import (
 
 from .format import library_versions, utc_timestamp
 from .recorder import RecordResult, Subscription, record_session
+from .redaction import Redactor
 
 LIBRARY = Path(__file__).resolve().parents[2] / "recordings"
 SUFFIX = ".jsonl.zst"
@@ -278,6 +283,45 @@ def _sidecar(plan: Plan, out: Path, result: RecordResult) -> dict[str, Any]:
     }
 
 
+def recompress(name: str, directory: Path = LIBRARY) -> dict[str, Any]:
+    """Write a bundled recording's events again with the current writer defaults (same events, new bytes)
+    and refresh the sidecar's file facts; refuses a file that does not read back identically."""
+    from .format import RecordingEnd
+    from .reader import read_recording
+    from .writer import RecordingWriter
+
+    out = directory / f"{name}{SUFFIX}"
+    rec = read_recording(out)
+    if not rec.complete:
+        raise RuntimeError(f"{out} is damaged or unfinished; rebuild it with `backpack-harness fixtures build {name}`")
+    tmp = out.with_name(f".{name}.rewrite{SUFFIX}")
+    writer = RecordingWriter(tmp, rec.header, redactor=_Verbatim())
+    try:
+        for event in rec.events:
+            writer.write(event)
+    finally:
+        writer.close(end=False)
+    again = read_recording(tmp)
+    if again.header != rec.header or again.events != rec.events or not isinstance(again.events[-1], RecordingEnd):
+        tmp.unlink()
+        raise RuntimeError(f"{out}: the rewritten file does not hold the same header and events")
+    tmp.replace(out)
+    sidecar = load_sidecar(out)
+    sidecar.update(sha256=sha256_file(out), bytes=out.stat().st_size)
+    sidecar_path(out).write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    return sidecar
+
+
+class _Verbatim(Redactor):
+    """The events were redacted when recorded; rewriting them must not redact them a second time."""
+
+    def event(self, event: Any) -> Any:
+        return event
+
+    def header(self, header: Any) -> Any:
+        return header
+
+
 def load_sidecar(recording: Path) -> dict[str, Any]:
     return json.loads(sidecar_path(recording).read_text())
 
@@ -286,4 +330,14 @@ def bundled() -> list[Path]:
     return sorted(LIBRARY.glob(f"*{SUFFIX}"))
 
 
-__all__ = ["LIBRARY", "PLANS", "build", "bundled", "load_sidecar", "normalized_sha256", "sidecar_path"]
+__all__ = ["LIBRARY", "PLANS", "build", "bundled", "load_sidecar", "normalized_sha256", "recompress", "sidecar_path"]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "recompress" or any(n not in PLANS for n in sys.argv[2:]):
+        sys.exit(f"usage: python -m harness.recording.library recompress NAME... (known: {', '.join(PLANS)})")
+    for fixture in sys.argv[2:]:
+        facts = recompress(fixture)
+        print(f"{fixture}: {facts['bytes']:,} bytes, sha256 {facts['sha256']}")
