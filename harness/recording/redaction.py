@@ -130,15 +130,16 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """Configured secrets and URL passwords."""
-        if self._text_re is not None and (self._needles is None or any(n in value for n in self._needles)):
-            value = self._text_re.sub(self.marker, value)
+        if self._text_re is not None and (self._needles is None or type(value) is not str
+                                          or any(n in value for n in self._needles)):
+            value = self._text_re.sub(self.marker, value)  # (a str subclass comes back a plain str)
         if "://" in value:
             value = _URL_PASSWORD.sub(lambda m: f"{m.group('pre')}{self.marker}@", value)
         return value
 
     def binary(self, value: bytes) -> bytes:
-        if self._bytes_re is not None and (
-                self._byte_needles is None or any(n in value for n in self._byte_needles)):
+        if self._bytes_re is not None and (self._byte_needles is None or type(value) is not bytes
+                                           or any(n in value for n in self._byte_needles)):
             value = self._bytes_re.sub(self._marker_bytes, value)
         if b"://" in value:
             try:
@@ -153,8 +154,9 @@ class Redactor:
         (``text`` inline: a recorder calls this once per frame.)"""
         if '"signature"' in value:
             value = self._signatures(value)
-        if self._text_re is not None and (self._needles is None or any(n in value for n in self._needles)):
-            value = self._text_re.sub(self.marker, value)
+        if self._text_re is not None and (self._needles is None or type(value) is not str
+                                          or any(n in value for n in self._needles)):
+            value = self._text_re.sub(self.marker, value)  # (a str subclass comes back a plain str)
         if "://" in value:
             value = _URL_PASSWORD.sub(lambda m: f"{m.group('pre')}{self.marker}@", value)
         return value
