@@ -67,6 +67,13 @@ def index_events(events: Iterable[Any], until_t: int | None) -> TimelineIndex:
             receipt = getattr(e, "receipt", None)
             if type(receipt) is int:
                 index.inferred_base_us = max(0, receipt - e.t // 1000)
+        if type(e) is WsRecv:  # most events: what the branches below make of a frame, in short
+            index.frames += 1
+            if cut or (until_t is not None and e.t >= until_t):
+                cut = True
+            else:
+                last = i
+            continue
         if isinstance(e, WsRecv):
             index.frames += 1
         elif isinstance(e, WsPing | WsPong):
