@@ -87,18 +87,6 @@ class RecordingTransport:
         if self._timer is None and self.writer.pending:
             self._arm()
 
-    def record_recv(self, conn: str, frame: WsFrame) -> None:
-        """``record(WsRecv(...))`` for one received frame, by the writer's per-frame path; never raises."""
-        if self.failure is not None:
-            return
-        try:
-            self.writer.write_recv(conn, frame.data, frame.receipt)
-        except Exception as exc:  # noqa: BLE001 - the feed must keep running without its recorder
-            self._stopped(exc)
-            return
-        if self._timer is None and self.writer.pending:
-            self._arm()
-
     def _stopped(self, exc: Exception) -> None:
         self.failure = exc
         log.error("recording to %s stopped after %d events: %s: %s",
@@ -263,7 +251,15 @@ class RecordingWsSession:
             raise
         if not self._observed:
             self._pings()
-        self._owner.record_recv(self.id, frame)
+        owner = self._owner
+        if owner.failure is None:  # record(WsRecv(...)) by the writer's per-frame path, inline
+            try:
+                owner.writer.write_recv(self.id, frame.data, frame.receipt)
+            except Exception as exc:  # noqa: BLE001 - the feed must keep running without its recorder
+                owner._stopped(exc)
+            else:
+                if owner._timer is None and owner.writer.pending:
+                    owner._arm()
         return frame
 
     async def close(self, code: int = _DEFAULT, reason: str = _DEFAULT) -> None:
