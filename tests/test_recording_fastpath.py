@@ -46,7 +46,7 @@ payloads = st.lists(st.one_of(st.text(), st.sampled_from(SPELLINGS), st.sampled_
 
 
 @settings(max_examples=300, deadline=None)
-@given(texts=st.lists(payloads, min_size=1, max_size=8), conn=st.sampled_from(["ws-1", "w\"s\\2", "é"]),
+@given(texts=st.lists(payloads, min_size=1, max_size=8), conn=st.sampled_from(["ws-1", "w\"s\\2", "é", "\ud800"]),
        receipt=st.integers(min_value=-(2**70), max_value=2**70), secrets=st.sampled_from([[], [SEED, API_KEY]]))
 def test_frame_lines_are_those_of_the_general_path(tmp_path_factory, texts: list[str], conn: str, receipt: int,
                                                     secrets: list[str]) -> None:

@@ -166,10 +166,8 @@ class RecordingWriter:
         t = now - self._start_ns
         if t < self._last_t:
             t = self._last_t
-        encoded = self._conns.get(conn)
-        if encoded is None:
-            encoded = self._conn_json(conn)
         try:
+            encoded = self._conns.get(conn) or self._conn_json(conn)
             line = _RECV_LINE % (t, encoded, receipt, orjson.dumps(self.redactor.ws_text(data)))
         except TypeError:  # a lone surrogate (not UTF-8): the general path escapes it
             line = dump_line(self.redactor.event(WsRecv(t, conn, data, receipt)).to_json())
@@ -193,10 +191,8 @@ class RecordingWriter:
     def _recv_line(self, t: int, conn: str, data: str | bytes, receipt: int) -> bytes:
         """The line ``dump_line(self.redactor.event(WsRecv(...)).to_json())`` gives, built directly."""
         if type(data) is str and type(receipt) is int and type(conn) is str:
-            encoded = self._conns.get(conn)
-            if encoded is None:
-                encoded = self._conn_json(conn)
             try:
+                encoded = self._conns.get(conn) or self._conn_json(conn)
                 return _RECV_LINE % (t, encoded, receipt, orjson.dumps(self.redactor.ws_text(data)))
             except TypeError:  # a lone surrogate (not UTF-8): the general path escapes it
                 pass
