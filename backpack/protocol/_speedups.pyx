@@ -23,6 +23,57 @@ import orjson
 from .events import BookUpdate, DepthDelta, Trade
 from .numbers import to_int
 
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        const char *name
+        int type
+        Py_ssize_t offset
+        int flags
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+    int T_OBJECT_EX_ "Py_T_OBJECT_EX"
+    int READONLY_ "Py_READONLY"
+
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+
+
+cdef class _Slots:
+    """Where each slot of an event class lives in its objects: the hot events are built with ``__new__`` and
+    one pointer store per field, instead of one attribute lookup and descriptor call per field."""
+
+    cdef object cls
+    cdef Py_ssize_t offsets[16]
+    cdef Py_ssize_t n
+
+    def __init__(self, cls, fields):
+        self.cls = cls
+        self.n = len(fields)
+        if self.n > 16:
+            raise ValueError("too many fields")
+        for i, name in enumerate(fields):
+            desc = cls.__dict__[name]
+            if type(desc).__name__ != "member_descriptor":
+                raise TypeError(f"{cls.__name__}.{name} is not a slot")
+            member = (<PyMemberDescrObject*>desc).d_member
+            if member.type != T_OBJECT_EX_ or member.flags & READONLY_:
+                raise TypeError(f"{cls.__name__}.{name} is not a writable object slot")
+            self.offsets[i] = member.offset
+
+    cdef inline void put(self, object obj, Py_ssize_t i, object value):
+        cdef PyObject **where = <PyObject **>((<char *><PyObject *>obj) + self.offsets[i])
+        cdef PyObject *old = where[0]
+        Py_INCREF(value)
+        where[0] = <PyObject *>value
+        Py_XDECREF(old)
+
+
+cdef _Slots _DELTA = _Slots(DepthDelta, ("symbol", "first_update_id", "last_update_id", "bids", "asks",
+                                         "timestamp", "event_time", "receipt"))
+cdef _Slots _TRADE = _Slots(Trade, ("symbol", "id", "side", "price", "amount", "timestamp", "event_time",
+                                    "buyer_order_id", "seller_order_id", "receipt"))
+cdef _Slots _UPDATE = _Slots(BookUpdate, ("symbol", "kind", "sequence", "delta", "timestamp", "receipt"))
+
 cdef object _loads = orjson.loads
 cdef object _D = Decimal
 cdef object _ZERO = Decimal(0)
@@ -109,14 +160,14 @@ cdef object _depth(object d, object receipt):
     bids = _levels(<list>bid_side)
     asks = _levels(<list>ask_side)
     delta = DepthDelta.__new__(DepthDelta)
-    delta.symbol = s
-    delta.first_update_id = first
-    delta.last_update_id = last
-    delta.bids = bids
-    delta.asks = asks
-    delta.timestamp = ts
-    delta.event_time = et
-    delta.receipt = receipt
+    _DELTA.put(delta, 0, s)
+    _DELTA.put(delta, 1, first)
+    _DELTA.put(delta, 2, last)
+    _DELTA.put(delta, 3, bids)
+    _DELTA.put(delta, 4, asks)
+    _DELTA.put(delta, 5, ts)
+    _DELTA.put(delta, 6, et)
+    _DELTA.put(delta, 7, receipt)
     return delta
 
 
@@ -148,17 +199,18 @@ cdef object _trade(object d, object receipt):
     if type(et) is not int:
         et = _to_int(et)
     p = _price(m["p"])
+    amount = _D(size)
     trade = Trade.__new__(Trade)
-    trade.symbol = s
-    trade.id = str(tid)
-    trade.side = "sell" if maker is True else "buy"
-    trade.price = p
-    trade.amount = _D(size)
-    trade.timestamp = ts
-    trade.event_time = et
-    trade.buyer_order_id = buyer
-    trade.seller_order_id = seller
-    trade.receipt = receipt
+    _TRADE.put(trade, 0, s)
+    _TRADE.put(trade, 1, str(tid))
+    _TRADE.put(trade, 2, "sell" if maker is True else "buy")
+    _TRADE.put(trade, 3, p)
+    _TRADE.put(trade, 4, amount)
+    _TRADE.put(trade, 5, ts)
+    _TRADE.put(trade, 6, et)
+    _TRADE.put(trade, 7, buyer)
+    _TRADE.put(trade, 8, seller)
+    _TRADE.put(trade, 9, receipt)
     return trade
 
 
@@ -235,12 +287,12 @@ cdef object _synced_delta(object sync, object d, object synced):
                 sync._last_first = first
                 sync.stats["applied"] += 1
                 upd = BookUpdate.__new__(BookUpdate)
-                upd.symbol = sync.symbol
-                upd.kind = "delta"
-                upd.sequence = u
-                upd.delta = d
-                upd.timestamp = d.timestamp
-                upd.receipt = d.receipt
+                _UPDATE.put(upd, 0, sync.symbol)
+                _UPDATE.put(upd, 1, "delta")
+                _UPDATE.put(upd, 2, u)
+                _UPDATE.put(upd, 3, d)
+                _UPDATE.put(upd, 4, d.timestamp)
+                _UPDATE.put(upd, 5, d.receipt)
                 return [upd]
     except Exception:
         _book_log.exception("%s: internal error on delta; resetting the book", sync.symbol)

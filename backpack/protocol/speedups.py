@@ -10,6 +10,7 @@ compiler still works, on the pure core (``setup.py`` prints why).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from types import ModuleType
@@ -26,10 +27,9 @@ _MODULE = "backpack.protocol._speedups"
 
 def _import() -> tuple[ModuleType | None, str]:
     try:
-        from . import _speedups
+        return importlib.import_module("backpack.protocol._speedups"), "built"
     except ImportError as exc:  # not built (no compiler at install time), or blocked
         return None, f"{_MODULE} is not importable ({exc})"
-    return _speedups, "built"
 
 
 def _choose() -> tuple[ModuleType | None, str]:
