@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -25,6 +26,15 @@ def _warn(why: str) -> None:
     )
 
 
+def _remove_stale() -> None:
+    """A module left in the source tree by an earlier build would be imported instead of the pure core,
+    though it no longer matches the .pyx: remove it when this build fails."""
+    stale = os.path.join("backpack", "protocol", "_speedups" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+    if os.path.exists(stale):
+        os.remove(stale)
+        sys.stderr.write(f"removed the stale {stale}\n")
+
+
 class OptionalBuildExt(build_ext):
     """A failed compile is a warning, not a failed install."""
 
@@ -33,12 +43,21 @@ class OptionalBuildExt(build_ext):
             super().run()
         except Exception as exc:  # no compiler at all (distutils raises before compiling anything)
             _warn(f"{type(exc).__name__}: {exc}")
+            _remove_stale()
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
         except Exception as exc:
             _warn(f"{type(exc).__name__}: {exc}")
+            _remove_stale()
+
+    def copy_extensions_to_source(self) -> None:  # editable installs: nothing to copy after a failed build
+        try:
+            super().copy_extensions_to_source()
+        except Exception as exc:
+            _warn(f"{type(exc).__name__}: {exc}")
+            _remove_stale()
 
 
 def _extensions() -> list[Extension]:

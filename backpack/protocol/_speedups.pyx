@@ -31,8 +31,10 @@ cdef extern from "Python.h":
         int flags
     ctypedef struct PyMemberDescrObject:
         PyMemberDef *d_member
-    int T_OBJECT_EX_ "Py_T_OBJECT_EX"
-    int READONLY_ "Py_READONLY"
+
+cdef extern from "structmember.h":  # the 3.11 names; 3.12+ keep them as aliases of Py_T_OBJECT_EX, Py_READONLY
+    int T_OBJECT_EX_ "T_OBJECT_EX"
+    int READONLY_ "READONLY"
 
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
