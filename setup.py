@@ -61,9 +61,6 @@ class OptionalBuildExt(build_ext):
 
 
 def _extensions() -> list[Extension]:
-    if os.environ.get("BACKPACK_PURE_PYTHON", "") not in ("", "0"):
-        _warn("BACKPACK_PURE_PYTHON is set")
-        return []
     try:
         from Cython.Build import cythonize
     except ImportError:
