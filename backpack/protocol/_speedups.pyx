@@ -20,6 +20,7 @@ from decimal import Decimal
 
 import orjson
 
+from .book import BookSync, OrderBook
 from .events import BookUpdate, DepthDelta, Trade
 from .numbers import to_int
 
@@ -62,6 +63,12 @@ cdef class _Slots:
                 raise TypeError(f"{cls.__name__}.{name} is not a writable object slot")
             self.offsets[i] = member.offset
 
+    cdef inline object get(self, object obj, Py_ssize_t i):
+        cdef PyObject *value = (<PyObject **>((<char *><PyObject *>obj) + self.offsets[i]))[0]
+        if value == NULL:
+            raise AttributeError(f"{self.cls.__name__} slot {i} is not set")
+        return <object>value
+
     cdef inline void put(self, object obj, Py_ssize_t i, object value):
         cdef PyObject **where = <PyObject **>((<char *><PyObject *>obj) + self.offsets[i])
         cdef PyObject *old = where[0]
@@ -75,6 +82,9 @@ cdef _Slots _DELTA = _Slots(DepthDelta, ("symbol", "first_update_id", "last_upda
 cdef _Slots _TRADE = _Slots(Trade, ("symbol", "id", "side", "price", "amount", "timestamp", "event_time",
                                     "buyer_order_id", "seller_order_id", "receipt"))
 cdef _Slots _UPDATE = _Slots(BookUpdate, ("symbol", "kind", "sequence", "delta", "timestamp", "receipt"))
+# Read and written on the synced fast path, only for objects of exactly these classes (checked there).
+cdef _Slots _SYNC = _Slots(BookSync, ("state", "symbol", "last_update_id", "book", "stats", "_last_first"))
+cdef _Slots _BOOK = _Slots(OrderBook, ("_bids", "_bid_keys", "_asks", "_ask_keys"))
 
 cdef object _loads = orjson.loads
 cdef object _D = Decimal
@@ -275,26 +285,31 @@ cdef int _apply(dict side, list keys, list levels) except -2:
 
 cdef object _synced_delta(object sync, object d, object synced):
     """``BookSync.on_decoded_delta``: the synced, in-sequence delta applied here, the rest to ``on_delta``."""
+    if type(sync) is not BookSync or type(d) is not DepthDelta:
+        return sync.on_decoded_delta(d)  # a subclass may change any step: its own method decides
     try:
-        if sync.state == synced and d.symbol == sync.symbol:
-            first = d.first_update_id
-            u = d.last_update_id
-            if first == sync.last_update_id + 1 and u >= first:
-                book = sync.book
-                if not _apply(book._bids, book._bid_keys, d.bids):
+        symbol = _SYNC.get(sync, 1)
+        if _SYNC.get(sync, 0) == synced and _DELTA.get(d, 0) == symbol:
+            first = _DELTA.get(d, 1)
+            u = _DELTA.get(d, 2)
+            if first == _SYNC.get(sync, 2) + 1 and u >= first:
+                book = _SYNC.get(sync, 3)
+                if type(book) is not OrderBook:
+                    return sync.on_decoded_delta(d)
+                if not _apply(_BOOK.get(book, 0), _BOOK.get(book, 1), _DELTA.get(d, 3)):
                     return sync._invalid_level(d)
-                if not _apply(book._asks, book._ask_keys, d.asks):
+                if not _apply(_BOOK.get(book, 2), _BOOK.get(book, 3), _DELTA.get(d, 4)):
                     return sync._invalid_level(d)
-                sync.last_update_id = u
-                sync._last_first = first
-                sync.stats["applied"] += 1
+                _SYNC.put(sync, 2, u)
+                _SYNC.put(sync, 5, first)
+                _SYNC.get(sync, 4)["applied"] += 1
                 upd = BookUpdate.__new__(BookUpdate)
-                _UPDATE.put(upd, 0, sync.symbol)
+                _UPDATE.put(upd, 0, symbol)
                 _UPDATE.put(upd, 1, "delta")
                 _UPDATE.put(upd, 2, u)
                 _UPDATE.put(upd, 3, d)
-                _UPDATE.put(upd, 4, d.timestamp)
-                _UPDATE.put(upd, 5, d.receipt)
+                _UPDATE.put(upd, 4, _DELTA.get(d, 5))
+                _UPDATE.put(upd, 5, _DELTA.get(d, 7))
                 return [upd]
     except Exception:
         _book_log.exception("%s: internal error on delta; resetting the book", sync.symbol)
