@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 import orjson
 
+from backpack.protocol.book import SYNCED
 from backpack.protocol.events import DepthDelta
 from backpack.protocol.messages import Decoder
+from backpack.protocol.speedups import compiled
 
 from .contenders import RECEIPT, Native
 from .frames import Dataset
@@ -37,7 +39,8 @@ def _timed(body: Callable[[], object]) -> float:
 
 
 def measure(data: Dataset, repeats: int = 5) -> dict[str, float]:
-    """µs per depth frame: JSON alone, Decoder.decode, the book step the Router takes, Router.receive_frame."""
+    """µs per depth frame: JSON alone, Decoder.decode, the book step the Router takes, Router.receive_frame
+    (of the active core, backpack.protocol.speedups.IMPLEMENTATION)."""
     frames = data.bp_depth
     n = len(frames)
 
@@ -68,12 +71,19 @@ def measure(data: Dataset, repeats: int = 5) -> dict[str, float]:
     def book() -> float:
         c = Native()
         asyncio.run(c.setup(data))
-        # the Router hands decoded deltas straight to the symbol's BookSync
-        on_delta = c.router.books.get(deltas[0].symbol).on_decoded_delta
+        # the Router hands decoded deltas straight to the symbol's BookSync (through the compiled book step
+        # when the compiled core is active)
+        sync = c.router.books.get(deltas[0].symbol)
 
         def body() -> None:
-            for d in deltas:
-                on_delta(d)
+            if compiled is None:
+                on_delta = sync.on_decoded_delta
+                for d in deltas:
+                    on_delta(d)
+            else:
+                step = compiled.synced_delta
+                for d in deltas:
+                    step(sync, d, SYNCED)
 
         return _timed(body)
 

@@ -84,13 +84,15 @@ class Contender:
 
 
 class Native(Contender):
-    """``Router.receive_frame``: decode + book sync + events, the whole sans-I/O core."""
+    """``Router.receive_frame``: decode + book sync + events, the whole sans-I/O core (the active one:
+    compiled when built, see backpack/protocol/speedups.py)."""
 
     name = "native"
     label = "native Router.receive_frame"
+    implementation: str | None = None  # Router(implementation=...): None is what a feed gets
 
     async def setup(self, data: Dataset) -> None:
-        r = Router()
+        r = Router(implementation=self.implementation)
         pending = r.receive_frame(data.bp_primer, RECEIPT)  # buffered -> FetchSnapshot; warms the route
         assert any(type(e).__name__ == "FetchSnapshot" for e in pending), pending
         out = r.receive_snapshot(BP_SYMBOL, data.snapshot_body.encode(), RECEIPT)
@@ -120,6 +122,14 @@ class Native(Contender):
             return f"book not synced at the last sequence: {sync!r}"
         bids, asks = sync.book.top()
         return _compare("decimal", bids, asks, data)
+
+
+class NativePure(Native):
+    """The same on the pure-Python core, measured in the same run as the compiled one."""
+
+    name = "native_pure"
+    label = "native Router.receive_frame, pure-Python core"
+    implementation = "python"
 
 
 class NativeDecode(Contender):
@@ -263,7 +273,7 @@ class CryptofeedBinance(Contender):
         return _compare("decimal", bids, asks, data)
 
 
-ALL: tuple[type[Contender], ...] = (Native, NativeDecode, Orjson, Ccxt, CryptofeedBinance)
+ALL: tuple[type[Contender], ...] = (Native, NativePure, NativeDecode, Orjson, Ccxt, CryptofeedBinance)
 
 
 def frames_for(contender: Contender, data: Dataset, depth: bool) -> list[str]:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from backpack.protocol.speedups import IMPLEMENTATION  # noqa: E402
 from bench.contenders import ALL as CORE  # noqa: E402
 from bench.contenders import Contender, Native, frames_for  # noqa: E402
 from bench.feeds import FEEDS, feed_latency  # noqa: E402
@@ -120,7 +121,8 @@ def environment() -> dict[str, object]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "versions": {d: _version(d) for d in ("orjson", "ccxt", "cryptofeed", "sortedcontainers")},
+        "versions": {d: _version(d) for d in ("orjson", "ccxt", "cryptofeed", "sortedcontainers", "Cython")},
+        "core": IMPLEMENTATION,
     }
 
 
@@ -280,16 +282,17 @@ def _report(env: dict, args: argparse.Namespace, fps: Rates, cpu: Rates, results
         "parameters": {"clock": args.clock, "frames": args.frames, "repeats": args.repeats, "levels": args.levels,
                        "seed": args.seed, "harness_frames": args.harness_frames,
                        "memory_frames": args.memory_frames},
-        "compiled_decoder": None,  # none shipped (docs/decisions.md): the core measured is the pure core
+        # The core a feed runs (backpack.protocol.speedups): "cython", or "python" when none was built.
+        "compiled_decoder": IMPLEMENTATION,
         "depth": {
-            "core_fps": get("depth", "native"), "core_pure_fps": get("depth", "native"),
+            "core_fps": get("depth", "native"), "core_pure_fps": get("depth", "native_pure"),
             "feed_fps": get("depth", "native_feed"), "ccxt_fps": get("depth", "ccxt"),
             "ccxt_feed_fps": get("depth", "ccxt_feed"),
             "cryptofeed_binance_fps": get("depth", "cryptofeed_binance"),
             "decode_floor_fps": get("depth", "orjson"), "decode_fps": get("depth", "native_decode"),
         },
         "trades": {
-            "core_fps": get("trades", "native"), "core_pure_fps": get("trades", "native"),
+            "core_fps": get("trades", "native"), "core_pure_fps": get("trades", "native_pure"),
             "feed_fps": get("trades", "native_feed"), "ccxt_fps": get("trades", "ccxt"),
             "ccxt_feed_fps": get("trades", "ccxt_feed"),
             "cryptofeed_binance_fps": get("trades", "cryptofeed_binance"),
@@ -303,6 +306,8 @@ def _report(env: dict, args: argparse.Namespace, fps: Rates, cpu: Rates, results
             "trades_feed_vs_cryptofeed": ratio("trades", "native_feed", "cryptofeed_binance"),
             "trades_feed_vs_ccxt_feed": ratio("trades", "native_feed", "ccxt_feed"),
             "depth_core_vs_cryptofeed": ratio("depth", "native", "cryptofeed_binance"),
+            "depth_core_vs_pure_core": ratio("depth", "native", "native_pure"),
+            "trades_core_vs_pure_core": ratio("trades", "native", "native_pure"),
         },
         "replay": figures["replay"],
         "recording": figures["recording"],
@@ -354,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = environment()
     print(f"python {env['python']} on {env['platform']}, {env['cpus']} cpus, {env['date_utc']} UTC")
-    print(f"versions: {env['versions']}")
+    print(f"versions: {env['versions']}; core: {env['core']}")
     print(
         f"{args.frames} frames per run, best of {args.repeats}, book {args.levels} levels/side, seed {args.seed}"
     )
@@ -372,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"target": t.title, "ratio": _round(ratio), "cpu_ratio": _round(cpu_ratio), "met": ok})
         verdict = "SKIP (not installed)" if ok is None else ("PASS" if ok else "MISS")
         print(f"{t.title:<55} {_fmt(ratio):>7} {_fmt(cpu_ratio):>7}  {verdict}")
-    for info in (Target("depth", "cryptofeed_binance", 1.0), Target("depth", "native_feed", 1.0),
+    for info in (Target("depth", "native_pure", 1.0), Target("trades", "native_pure", 1.0),
+                 Target("depth", "cryptofeed_binance", 1.0), Target("depth", "native_feed", 1.0),
                  Target("depth", "orjson", 1.0, within=True)):
         r, c = info.ratio(fps), info.ratio(cpu)
         print(f"{'(info) ' + info.title.replace(' >= 1x', ' vs').replace(' within 1x of', ' cost vs'):<55} "

@@ -18,7 +18,8 @@ def test_bench_check_only_agrees_on_the_final_book() -> None:
 
 ISSUE_12_KEYS = (
     "depth.core_fps depth.core_pure_fps depth.feed_fps depth.ccxt_fps depth.ccxt_feed_fps "
-    "depth.cryptofeed_binance_fps depth.decode_floor_fps trades.core_fps trades.feed_fps trades.ccxt_fps "
+    "depth.cryptofeed_binance_fps depth.decode_floor_fps trades.core_fps trades.core_pure_fps trades.feed_fps "
+    "trades.ccxt_fps "
     "trades.cryptofeed_binance_fps ratios.depth_core_vs_ccxt ratios.depth_feed_vs_cryptofeed "
     "ratios.depth_feed_vs_ccxt_feed ratios.trades_core_vs_ccxt ratios.trades_feed_vs_cryptofeed replay.raw_fps "
     "replay.harness_overhead recording.compression_ratio recording.overhead memory.peak_rss_mb_1m_frames "
@@ -39,5 +40,8 @@ def test_bench_json_has_every_figure_issue_12_names(tmp_path: Path) -> None:
         value = report[section][name]
         assert isinstance(value, int | float) and not isinstance(value, bool), (key, value)
         assert value > 0 or name.endswith("overhead"), (key, value)  # an overhead may come out negative
+    from backpack.protocol.speedups import IMPLEMENTATION
+
+    assert report["compiled_decoder"] == IMPLEMENTATION  # the core a feed runs: "cython" in a normal run
     assert report["memory"]["replay_frames"] == 600
     assert report["replay"]["normalized_lines"] == report["replay"]["direct_normalized_lines"] > 0

@@ -53,7 +53,7 @@ def test_git_bisect_run_finds_the_commit_that_broke_the_book(tmp_path: Path) -> 
 
     repo = tmp_path / "repo"
     repo.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.c")  # what a git checkout holds
     for package in ("backpack", "harness"):
         shutil.copytree(ROOT / package, repo / package, ignore=ignore)
     _git(repo, "init", "-q")

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from backpack.protocol import messages
 from backpack.protocol.events import RAW_LIMIT, ErrorEvent
 from backpack.protocol.messages import Decoder, decode_depth_snapshot, decode_rest_klines, decode_rest_trades
+from tests.core_impls import each_core
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WS = Path(__file__).parent / "fixtures" / "ws"
@@ -114,46 +115,53 @@ def run(decoder: Decoder, frame: Any) -> list:
     return out
 
 
+@each_core
 @SETTINGS
 @given(st.text(max_size=400))
-def test_decode_never_raises_on_text(text: str) -> None:
+def test_decode_never_raises_on_text(impl: str, text: str) -> None:
     """For any text, decode returns a list of well-typed events and never raises."""
-    run(Decoder(), text)
+    run(Decoder(impl), text)
 
 
+@each_core
 @SETTINGS
 @given(st.binary(max_size=400))
-def test_decode_never_raises_on_bytes(data: bytes) -> None:
+def test_decode_never_raises_on_bytes(impl: str, data: bytes) -> None:
     """For any bytes (including invalid UTF-8), decode returns a list of well-typed events and never raises."""
-    run(Decoder(), data)
+    run(Decoder(impl), data)
 
 
+@each_core
 @SETTINGS
 @given(json_values)
-def test_decode_never_raises_on_any_json_document(value: Any) -> None:
+def test_decode_never_raises_on_any_json_document(impl: str, value: Any) -> None:
     """For any JSON document, decode returns a list of well-typed events and never raises."""
-    run(Decoder(), json.dumps(value))
+    run(Decoder(impl), json.dumps(value))
 
 
+@each_core
 @SETTINGS
 @given(st.sampled_from(STREAMS), payloads | st.lists(payloads, max_size=3) | json_values)
-def test_decode_never_raises_on_any_payload_in_a_valid_envelope(stream: str, data: Any) -> None:
+def test_decode_never_raises_on_any_payload_in_a_valid_envelope(impl: str, stream: str, data: Any) -> None:
     """For every stream type and any JSON-shaped data in a valid envelope, decode returns well-typed
     events (or error events) and never raises, on both the careful (first) and fast (repeat) path."""
-    decoder = Decoder()
+    decoder = Decoder(impl)
     text = json.dumps({"stream": stream, "data": data})
     first = run(decoder, text)
     second = run(decoder, text.encode())
-    assert first == second
+    assert first == second and repr(first) == repr(second)
 
 
+@each_core
 @SETTINGS
 @given(
     st.sampled_from(sorted(VALID)),
     st.lists(st.tuples(st.sampled_from(FIELD_KEYS), st.none() | json_values), min_size=1, max_size=3),
     st.booleans(),
 )
-def test_mutated_valid_frames_decode_identically_on_both_paths(name: str, edits: list, delete: bool) -> None:
+def test_mutated_valid_frames_decode_identically_on_both_paths(
+    impl: str, name: str, edits: list, delete: bool
+) -> None:
     """Replacing or deleting fields of a real frame never makes decode raise, and the careful path
     (first frame of a stream) and the fast path (repeats) produce the same events."""
     msg = orjson.loads(orjson.dumps(VALID[name]))
@@ -163,28 +171,29 @@ def test_mutated_valid_frames_decode_identically_on_both_paths(name: str, edits:
         else:
             msg["data"][key] = value
     text = json.dumps(msg)
-    decoder = Decoder()
+    decoder = Decoder(impl)
     first = run(decoder, text)
     second = run(decoder, text)
-    assert first == second
+    assert first == second and repr(first) == repr(second)
 
 
+@each_core
 @SETTINGS
 @given(st.sampled_from(sorted(VALID)), json_values)
-def test_data_and_error_frames_decode_identically_on_both_paths(name: str, error: object) -> None:
+def test_data_and_error_frames_decode_identically_on_both_paths(impl: str, name: str, error: object) -> None:
     """For any real frame with an ``error`` member of any shape added, a decoder that has never seen the
     stream (careful path) and one that has (fast path) emit the same events and count the same."""
     msg = orjson.loads(orjson.dumps(VALID[name]))
     clean = json.dumps(msg)
     msg["error"] = error
     frame = json.dumps(msg)
-    cold, warm = Decoder(), Decoder()
+    cold, warm = Decoder(impl), Decoder(impl)
     warm.decode(clean)
     before = dict(warm.stats)
     got_cold, got_warm = cold.decode(frame, 3), warm.decode(frame, 3)
     assert repr(got_cold) == repr(got_warm)
     assert got_cold and type(got_cold[-1]) is ErrorEvent and got_cold[-1].stream is None
-    assert got_cold[:-1] == Decoder().decode(clean, 3)  # the data part is what the frame alone gives
+    assert got_cold[:-1] == Decoder(impl).decode(clean, 3)  # the data part is what the frame alone gives
     assert {k: warm.stats[k] - before[k] for k in warm.stats} == cold.stats
 
 
@@ -239,13 +248,15 @@ def shaped_payload(draw: st.DrawFn, kind: str) -> dict:
     return out
 
 
+@each_core
 @settings(SETTINGS, max_examples=1000)
 @given(st.sampled_from(sorted(SHAPES)).flatmap(lambda k: st.tuples(st.just(k), shaped_payload(k))))
-def test_fast_path_is_a_subset_of_the_careful_path(case: tuple[str, dict]) -> None:
-    """Whenever the fast handler builds an event from a payload, the careful handler builds an equal event."""
+def test_fast_path_is_a_subset_of_the_careful_path(impl: str, case: tuple[str, dict]) -> None:
+    """Whenever the fast handler (of either core) builds an event from a payload, the careful handler builds an
+    equal event."""
     kind, data = case
-    careful, fast, _ = messages._KINDS[kind]
-    assert fast is not None
+    careful = messages._KINDS[kind][0]
+    fast = Decoder(impl)._handlers[kind]  # on the compiled core, depth and trade are _speedups' handlers
     route = messages._Route(kind, "SOL_USDC", "1m" if kind == "kline" else None)
     data = orjson.loads(json.dumps(data))  # exactly what orjson hands the decoder
     try:
@@ -255,7 +266,8 @@ def test_fast_path_is_a_subset_of_the_careful_path(case: tuple[str, dict]) -> No
         return  # the careful path decides alone
     hypothesis.event("fast path built an event")
     reader = messages._Reader(data)
-    assert careful(reader, route, 3) == fast_event
+    careful_event = careful(reader, route, 3)
+    assert careful_event == fast_event and repr(careful_event) == repr(fast_event)
     assert reader.coerced == 0  # the fast path never accepts what needs coercion
 
 

@@ -4,7 +4,8 @@
 ``BookManager.on_delta`` / trade de-duplication) for the frames that dominate a live feed. These tests
 drive the optimised Router and a reference built only from the generic public pieces with the same
 inputs, and require identical outputs (compared by ``repr``, so even a Decimal's exponent must agree),
-identical books and identical counters.
+identical books and identical counters. Every test runs on each core (``tests/core_impls.py``): the pure
+Router and the compiled one (``backpack/protocol/_speedups.pyx``) against the same pure reference.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backpack.protocol import router as router_module
+from backpack.protocol import speedups
 from backpack.protocol.book import SYNCED, BookManager, BookSync
 from backpack.protocol.events import DepthDelta, ErrorEvent, OrderUpdate, Trade
 from backpack.protocol.messages import Decoder
 from backpack.protocol.router import Router, is_auth_error
+from tests.core_impls import each_core
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SYMBOLS = ("SOL_USDC", "BTC_USDC")
@@ -34,7 +37,7 @@ class ReferenceRouter:
     """
 
     def __init__(self, accept: dict[type, frozenset[str] | None] | None = None) -> None:
-        self.decoder = Decoder()
+        self.decoder = Decoder("python")
         self.books = BookManager()
         self.seen_trades: set[tuple[str, str]] = set()
         self.seen_fills: set[str] = set()
@@ -247,8 +250,11 @@ def books_of(books: BookManager) -> dict[str, Any]:
 NARROW = {DepthDelta: frozenset({"SOL_USDC"}), Trade: frozenset({"BTC_USDC"}), OrderUpdate: None}
 
 
-def run_both(steps: list[tuple[str, Any]], accept: dict[type, frozenset[str] | None] | None = None) -> None:
-    fast, ref = Router(accept=accept), ReferenceRouter(accept)
+def run_both(
+    steps: list[tuple[str, Any]], impl: str, accept: dict[type, frozenset[str] | None] | None = None
+) -> None:
+    fast, ref = Router(accept=accept, implementation=impl), ReferenceRouter(accept)
+    assert fast.implementation == impl
     for receipt, (kind, arg) in enumerate(steps):
         if kind == "frame":
             got, want = fast.receive_frame(arg, receipt), ref.receive_frame(arg, receipt)
@@ -266,20 +272,22 @@ def run_both(steps: list[tuple[str, Any]], accept: dict[type, frozenset[str] | N
     assert fast.stats == ref.stats
 
 
+@each_core
 @SETTINGS
 @given(scripts())
-def test_router_matches_the_generic_pipeline(steps: list[tuple[str, Any]]) -> None:
+def test_router_matches_the_generic_pipeline(impl: str, steps: list[tuple[str, Any]]) -> None:
     """For any script of frames, snapshots and reconnects, the Router emits exactly what decoding then
     routing event by event emits, and ends with the same books and counters."""
-    run_both(steps)
+    run_both(steps, impl)
 
 
+@each_core
 @SETTINGS
 @given(scripts())
-def test_router_with_a_subscription_matches_filtering_first(steps: list[tuple[str, Any]]) -> None:
+def test_router_with_a_subscription_matches_filtering_first(impl: str, steps: list[tuple[str, Any]]) -> None:
     """For any script, a Router bounded by a subscription emits exactly what dropping unsubscribed
     events before any routing emits, and holds books only for subscribed symbols."""
-    run_both(steps, NARROW)
+    run_both(steps, impl, NARROW)
 
 
 def _depth(seq: int, bids: list[list[str]], asks: list[list[str]], symbol: str = "SOL_USDC") -> str:
@@ -287,8 +295,8 @@ def _depth(seq: int, bids: list[list[str]], asks: list[list[str]], symbol: str =
     return json.dumps({"stream": f"depth.{symbol}", "data": data})
 
 
-def _synced_router() -> Router:
-    r = Router()
+def _synced_router(impl: str) -> Router:
+    r = Router(implementation=impl)
     r.receive_frame(_depth(10, [], []))
     body = json.dumps({"lastUpdateId": "10", "bids": [["99", "1"], ["100", "2"]], "asks": [["101", "3"]]})
     r.receive_snapshot("SOL_USDC", body)
@@ -296,8 +304,9 @@ def _synced_router() -> Router:
     return r
 
 
-def test_synced_fast_path_applies_updates_inserts_and_deletes() -> None:
-    r = _synced_router()
+@each_core
+def test_synced_fast_path_applies_updates_inserts_and_deletes(impl: str) -> None:
+    r = _synced_router(impl)
     [upd] = r.receive_frame(_depth(11, [["100", "0"], ["99.5", "4"]], [["101", "3.5"]]), receipt=7)
     assert (upd.kind, upd.sequence, upd.timestamp, upd.receipt) == ("delta", 11, 6, 7)
     assert upd.delta.bids == [(Decimal("100"), Decimal("0")), (Decimal("99.5"), Decimal("4"))]
@@ -307,9 +316,10 @@ def test_synced_fast_path_applies_updates_inserts_and_deletes() -> None:
     assert r.books.get("SOL_USDC").stats["applied"] == 1
 
 
-def test_synced_fast_path_still_refuses_a_negative_size() -> None:
+@each_core
+def test_synced_fast_path_still_refuses_a_negative_size(impl: str) -> None:
     """The decoder passes "-1" (plain decimal text); the book, not the decoder, refuses it."""
-    r = _synced_router()
+    r = _synced_router(impl)
     out = r.receive_frame(_depth(11, [["98", "1"]], [["102", "-1"]]))
     assert [type(o).__name__ for o in out] == ["ResyncNeeded", "FetchSnapshot"]
     assert out[0].reason == "invalid_level"
@@ -317,8 +327,10 @@ def test_synced_fast_path_still_refuses_a_negative_size() -> None:
     assert sync.state == "buffering" and len(sync.book) == 0
 
 
-def test_on_decoded_delta_never_raises_on_foreign_input() -> None:
+@each_core
+def test_on_decoded_delta_never_raises_on_foreign_input(impl: str) -> None:
     """Callers other than the decoder can hand anything to the trusted entry point; it must not raise."""
+    compiled = speedups.compiled_for(impl)
     for bad in ([("x", "y")], [(Decimal(1), "2")], [None], "ab", [(Decimal(1), Decimal("NaN"))]):
         sync = BookSync("S")
         sync.on_delta(DepthDelta("S", 1, 1, [], [], 0, 0))
@@ -326,7 +338,8 @@ def test_on_decoded_delta_never_raises_on_foreign_input() -> None:
 
         sync.on_snapshot(DepthSnapshot("S", 1, [], [], 0))
         assert sync.state == SYNCED
-        out = sync.on_decoded_delta(DepthDelta("S", 2, 2, bad, [], 0, 0))  # type: ignore[arg-type]
+        delta = DepthDelta("S", 2, 2, bad, [], 0, 0)  # type: ignore[arg-type]
+        out = sync.on_decoded_delta(delta) if compiled is None else compiled.synced_delta(sync, delta, SYNCED)
         assert all(type(o).__name__ in ("ResyncNeeded", "FetchSnapshot") for o in out), (bad, out)
         assert sync.state != SYNCED or sync.last_update_id == 2
 
@@ -347,8 +360,9 @@ def _trade(tid: int | str, symbol: str = "SOL_USDC") -> str:
     return json.dumps({"stream": f"trade.{symbol}", "data": data})
 
 
-def test_replayed_trades_after_a_reconnect_are_dropped() -> None:
-    r = Router(dedup_window=64)
+@each_core
+def test_replayed_trades_after_a_reconnect_are_dropped(impl: str) -> None:
+    r = Router(dedup_window=64, implementation=impl)
     delivered = [e.id for t in range(1, 201) for e in r.receive_frame(_trade(t))]
     r.connection_lost()
     replay = [e.id for t in range(150, 221) for e in r.receive_frame(_trade(t))]
@@ -377,19 +391,21 @@ def test_every_id_within_the_window_is_remembered_and_memory_is_bounded() -> Non
         assert len(seen) <= 2 * window
 
 
-def test_out_of_order_new_trade_is_still_delivered() -> None:
-    r = Router()
+@each_core
+def test_out_of_order_new_trade_is_still_delivered(impl: str) -> None:
+    r = Router(implementation=impl)
     assert [e.id for e in r.receive_frame(_trade(10))] == ["10"]
     assert [e.id for e in r.receive_frame(_trade(5))] == ["5"]
     assert r.receive_frame(_trade(10)) == [] and r.receive_frame(_trade(5)) == []
     assert [e.id for e in r.receive_frame(_trade(10, "BTC_USDC"))] == ["10"]  # ids are per symbol
 
 
-def test_hot_path_constructors_set_every_field() -> None:
+@each_core
+def test_hot_path_constructors_set_every_field(impl: str) -> None:
     """The hot paths build DepthDelta, Trade and BookUpdate with object.__new__ and explicit attribute
-    stores (messages._fast_depth and _fast_trade, BookSync.on_decoded_delta). If events.py changes one
-    of these classes, this fails, so those places get updated instead of emitting objects with a field
-    left unset."""
+    stores (messages._fast_depth and _fast_trade, BookSync.on_decoded_delta, and their transcriptions in
+    _speedups.pyx, which store by slot position). If events.py changes one of these classes, this fails,
+    so those places get updated instead of emitting objects with a field left unset."""
     import dataclasses
 
     from backpack.protocol.events import BookUpdate
@@ -406,7 +422,7 @@ def test_hot_path_constructors_set_every_field() -> None:
     ]  # fmt: skip
     for cls in (DepthDelta, BookUpdate, Trade):
         assert not hasattr(cls, "__post_init__")  # bypassing __init__ would skip it
-    r = _synced_router()
+    r = _synced_router(impl)
     [upd] = r.receive_frame(_depth(11, [["98", "1"]], []), receipt=3)
     want_delta = DepthDelta("SOL_USDC", 11, 11, [(Decimal("98"), Decimal("1"))], [], 6, 5, 3)
     assert upd == BookUpdate("SOL_USDC", "delta", 11, want_delta, 6, 3)

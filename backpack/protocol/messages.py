@@ -45,6 +45,7 @@ from .events import (
     Trade,
 )
 from .numbers import NumberError, describe, iso_to_us, ms_to_us, to_bool, to_decimal, to_int
+from .speedups import compiled_for
 
 __all__ = ["Decoder", "decode_depth_snapshot", "decode_rest_klines", "decode_rest_trades"]
 
@@ -710,6 +711,15 @@ def _short(value: object, limit: int = 80) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def _fast_handlers(implementation: str | None) -> tuple[str, dict[str, Callable[..., Event]]]:
+    """kind -> fast handler: the compiled depth and trade handlers when that core is in use."""
+    handlers = {kind: fast for kind, (_, fast, _) in _KINDS.items() if fast is not None}
+    compiled = compiled_for(implementation)
+    if compiled is None:
+        return "python", handlers
+    return "cython", {**handlers, "depth": compiled.fast_depth, "trade": compiled.fast_trade}
+
+
 class Decoder:
     """Decodes Backpack WS text frames into events from backpack.protocol.events. Never raises.
 
@@ -717,13 +727,17 @@ class Decoder:
     coerced (decimal fields that arrived as JSON numbers), dropped (valid frames that carry no event,
     e.g. a request acknowledgement or an empty position snapshot) and stream_mismatch (payloads whose
     ``e`` names another public stream than the envelope and were decoded by ``e``).
+
+    ``implementation`` picks the fast handlers (``backpack.protocol.speedups``): None for the active
+    core, ``"python"`` or ``"cython"``; both decode every frame identically.
     """
 
-    __slots__ = ("stats", "_fast")
+    __slots__ = ("stats", "_fast", "_handlers", "implementation")
 
-    def __init__(self) -> None:
+    def __init__(self, implementation: str | None = None) -> None:
         self.stats: dict[str, int] = dict.fromkeys(STATS_KEYS, 0)
         self._fast: dict[str, Callable[[Any, int], Event]] = {}
+        self.implementation, self._handlers = _fast_handlers(implementation)
 
     def decode(self, frame: str | bytes, receipt: int = 0) -> list[Event]:
         stats = self.stats
@@ -792,7 +806,8 @@ class Decoder:
         if route is None:
             self.stats["unknown_stream"] += 1
             return [self._error(f"unknown stream {_short(stream)!r}", frame, receipt, _short(stream, 200))]
-        careful, fast, _ = _KINDS[route.kind]
+        careful = _KINDS[route.kind][0]
+        fast = self._handlers.get(route.kind)
         if fast is not None and stream not in self._fast and len(self._fast) < _MAX_ROUTES:
             self._fast[stream] = partial(fast, route.interval) if route.kind == "kline" else fast
         if "data" not in msg:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import subscriptions as sub
-from .book import DEFAULT_MAX_OLD_DELTAS, BookManager
+from .book import DEFAULT_MAX_OLD_DELTAS, SYNCED, BookManager
 from .events import (
     BalanceUpdate,
     BookTicker,
@@ -33,6 +33,7 @@ from .events import (
     Trade,
 )
 from .messages import _UNPARSED, Decoder, _loads, _Slow, decode_depth_snapshot
+from .speedups import compiled_for
 from .wire import WS_ERROR_CODES
 
 LOG = logging.getLogger("backpack.router")
@@ -136,7 +137,11 @@ def accepted(subscription: Mapping[str, Iterable[str] | None]) -> dict[type, fro
 class Router:
     """``accept`` bounds per-symbol state by the subscription: events of a type or symbol nobody
     subscribed to (a server may send them) create no book, no snapshot fetch and no dedup memory, and
-    are counted in ``stats["unsubscribed"]``. ``None`` accepts everything (tests, tools)."""
+    are counted in ``stats["unsubscribed"]``. ``None`` accepts everything (tests, tools).
+
+    ``implementation`` picks the core (``backpack.protocol.speedups``): None for the active one,
+    ``"python"`` or ``"cython"``. With the compiled core, ``receive_frame`` is the compiled transcription
+    of the method below, bound to this Router; ``implementation`` says which one runs."""
 
     def __init__(
         self,
@@ -145,8 +150,11 @@ class Router:
         dedup_window: int = 4096,
         max_old_deltas: int = DEFAULT_MAX_OLD_DELTAS,
         accept: Accept | None = None,
+        implementation: str | None = None,
     ) -> None:
-        self.decoder = Decoder()
+        compiled = compiled_for(implementation)
+        self.decoder = Decoder("python" if compiled is None else "cython")
+        self.implementation = self.decoder.implementation
         self.books = BookManager(max_buffer=max_buffer, max_old_deltas=max_old_deltas)
         self._syncs = self.books._books  # symbol -> BookSync, read directly on the depth hot path
         self._trades: dict[str, _SeenIds] = {}
@@ -154,6 +162,10 @@ class Router:
         self._dedup_window = dedup_window
         self._accept = None if accept is None else dict(accept)
         self.stats = {"duplicate_trades": 0, "duplicate_fills": 0, "auth_errors": 0, "unsubscribed": 0}
+        # An instance attribute: no Python frame between the caller and the core. Not when a subclass or a
+        # patch (tests/test_bisect_diff.py injects regressions so) replaced the method: theirs runs.
+        if compiled is not None and type(self).receive_frame is _RECEIVE_FRAME:
+            self.receive_frame = compiled.Receiver(self, _UNPARSED, SYNCED).receive_frame
 
     def accepts(self, event: Any) -> bool:
         accept = self._accept
@@ -263,5 +275,7 @@ class Router:
             out.extend(self.books.reset(symbol, reason="reconnect"))
         return out
 
+
+_RECEIVE_FRAME = Router.receive_frame  # the method the compiled Receiver transcribes
 
 __all__ = ["CHANNEL_EVENTS", "BookUpdate", "FetchSnapshot", "ResyncNeeded", "Router", "accepted", "is_auth_error"]
