@@ -39,6 +39,7 @@ from harness.recording.format import (
     WsSend,
 )
 from harness.recording.reader import RecordingDamaged, read_recording
+from harness.refbook import Levels, levels, seq, timestamp
 
 RestKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
@@ -72,12 +73,12 @@ class RecordedAnswer:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A recorded REST depth answer; levels keep their wire text."""
+    """A recorded REST depth answer; levels keep their wire text (``Spelled``)."""
 
     t: int
     last_update_id: int
-    bids: tuple[tuple[str, str], ...]
-    asks: tuple[tuple[str, str], ...]
+    bids: Levels
+    asks: Levels
     timestamp: int | None
 
 
@@ -237,21 +238,10 @@ def _data_frame(data: str | bytes) -> tuple[str, dict[str, Any]] | str:
 def _depth_ids(stream: str, data: dict[str, Any]) -> tuple[str, int, int] | None:
     if not stream.startswith("depth.") or data.get("e") != "depth":
         return None
-    symbol, first, last = data.get("s"), _seq(data.get("U")), _seq(data.get("u"))
+    symbol, first, last = data.get("s"), seq(data.get("U")), seq(data.get("u"))
     if not isinstance(symbol, str) or first is None or last is None or first > last:
         return None
     return symbol, first, last
-
-
-def _seq(value: object) -> int | None:
-    """A sequence the wire sends as an integer or (ccxt's samples) a string of digits."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.isdigit() and len(value) < 20:
-        return int(value)
-    return None
 
 
 def _subscribed(data: str | bytes) -> list[str]:
@@ -277,28 +267,15 @@ def _json_body(body: bytes) -> Any:
         return None
 
 
-def levels(raw: object) -> tuple[tuple[str, str], ...] | None:
-    """``[[price, size], ...]`` as wire text, or None if any entry is not two numeric strings."""
-    if not isinstance(raw, list):
-        return None
-    out = []
-    for entry in raw:
-        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, str) for x in entry)):
-            return None
-        out.append((entry[0], entry[1]))
-    return tuple(out)
-
-
 def _snapshot(t: int, body: bytes) -> Snapshot | None:
     obj = _json_body(body)
     if not isinstance(obj, dict):
         return None
-    last = _seq(obj.get("lastUpdateId"))
-    bids, asks = levels(obj.get("bids")), levels(obj.get("asks"))
+    last = seq(obj.get("lastUpdateId"))
+    bids, asks = levels(obj.get("bids"), spelled=True), levels(obj.get("asks"), spelled=True)
     if last is None or bids is None or asks is None:
         return None
-    timestamp = obj.get("timestamp")
-    return Snapshot(t, last, bids, asks, timestamp if isinstance(timestamp, int) else None)
+    return Snapshot(t, last, bids, asks, timestamp(obj.get("timestamp")))
 
 
 def _market_rows(body: bytes) -> list[dict[str, Any]] | None:
