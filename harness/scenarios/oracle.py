@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from harness.loopback.recorded.session import RecordedAnswer, RestKey, rest_key
+from harness.loopback.recorded.session import RecordedAnswer, RestKey, recorded_answer
 from harness.recording.format import Event, Header, HttpRequestEvent, HttpResponseEvent, WsRecv
 from harness.recording.reader import Recording, read_recording
 from harness.refbook import CHECKPOINT, Delta, Levels, Side, Timeline, levels, seq, timestamp
@@ -229,14 +229,8 @@ class Reference:
                     requests[event.conn] = event
                 elif isinstance(event, HttpResponseEvent):
                     request = requests.pop(event.conn, None)
-                    if request is None:
-                        continue
-                    path = urlsplit(request.url).path or "/"
-                    if "/api/" in path:
-                        path = path[path.index("/api/"):]
-                    ctype = next((v for k, v in event.headers.items() if k.lower() == "content-type"), None)
-                    answers.setdefault(rest_key(request.method, path, request.params),
-                                       RecordedAnswer(event.status, ctype, event.body))
+                    if request is not None:
+                        answers.setdefault(*recorded_answer(request, event))
             self._rest = answers
         return self._rest
 

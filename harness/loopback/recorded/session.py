@@ -49,6 +49,16 @@ def rest_key(method: str, path: str, params: list[tuple[str, str]] | tuple[tuple
     return method.upper(), path, tuple(sorted(params))
 
 
+def recorded_answer(request: HttpRequestEvent, response: HttpResponseEvent) -> tuple[RestKey, RecordedAnswer]:
+    """A recorded exchange as its key (the path from ``/api/``: a base URL with a prefix of its own still
+    matches ``/api/v1/...``) and the answer a replaying server gives to it."""
+    path = urlsplit(request.url).path or "/"
+    if "/api/" in path:
+        path = path[path.index("/api/") :]
+    ctype = next((v for k, v in response.headers.items() if k.lower() == "content-type"), None)
+    return rest_key(request.method, path, request.params), RecordedAnswer(response.status, ctype, response.body)
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     t: int  # ns since the recording started
@@ -179,12 +189,9 @@ def index_events(
             request = requests.pop(event.conn, None)
             if request is None:
                 continue
-            url_path = urlsplit(request.url).path or "/"
-            if "/api/" in url_path:  # a base URL with a prefix of its own still matches /api/v1/...
-                url_path = url_path[url_path.index("/api/") :]
-            key = rest_key(request.method, url_path, request.params)
-            ctype = next((v for k, v in event.headers.items() if k.lower() == "content-type"), None)
-            rest.setdefault(key, RecordedAnswer(event.status, ctype, event.body))
+            key, answer = recorded_answer(request, event)
+            url_path = key[1]
+            rest.setdefault(key, answer)
             if event.status == 200 and url_path.endswith("/api/v1/depth"):
                 symbol = next((v for k, v in request.params if k == "symbol"), None)
                 snapshot = _snapshot(event.t, event.body)
@@ -293,6 +300,7 @@ __all__ = [
     "StreamLog",
     "index_events",
     "load_session",
+    "recorded_answer",
     "rest_key",
     "stream_origin",
 ]
