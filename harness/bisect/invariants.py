@@ -3,8 +3,8 @@
 The interface: an invariant is a callable ``check(records, events) -> Violation | None`` taking the replay's
 normalized records with their provenance (``(record, event_index)`` pairs, in output order) and the
 recording's events (in timeline order, iterated once, alongside), and returning the first violation.
-``harness/scenarios/`` (the fault scenarios) is building its own invariants; ``REGISTRY`` is where they
-plug in under a name.
+``REGISTRY`` names them; besides the two below, ``scenario-a`` and ``scenario-c`` are the fault scenarios'
+invariants (``harness/scenarios/invariants.py``) that apply to an unfaulted recording (``SCENARIO``).
 
 The two this module holds, on their own:
 
@@ -189,9 +189,54 @@ def trades_invariant() -> Invariant:
     return check
 
 
+SCENARIO = {"a": ("book",), "c": ("trade",)}
+"""The fault scenarios' invariants that hold on a clean replay too, and the record types each judges: (a) books
+against the whole recording's reference, (c) trades (twice, or missing). (b) and (d) need to know which frames,
+snapshots and connections the client lost; (e) its sends; (f) a second run: a replay's lines carry none of it."""
+
+
+def scenario_invariant(letter: str, depth: int | None = DEFAULT_DEPTH) -> Invariant:
+    """``scenario-a`` / ``scenario-c``: ``harness.scenarios.invariants.Checker`` over the replay's lines, the
+    recording taken as an unfaulted program (every frame delivered, no snapshot faulted)."""
+    kinds = SCENARIO[letter]
+
+    def check(records: Iterable[Record], events: Iterable[Event]) -> Violation | None:
+        from harness.recording.format import Header
+        from harness.recording.reader import ReadStats, Recording
+        from harness.scenarios.invariants import INVARIANTS, Checker, InvariantBroken
+        from harness.scenarios.oracle import Reference
+        from harness.scenarios.program import Program, apply
+
+        timeline = list(events)
+        if not timeline:
+            return None
+        reference = Reference.of(Recording(Header.new(), timeline, None, ReadStats()))
+        checker = Checker(apply(Program(), reference), depth=depth, observed=False)
+        name, lines = f"scenario-{letter}", 0
+        for index, (rec, frame) in enumerate(records):
+            lines = index + 1
+            if rec.get("type") not in kinds:
+                continue
+            checker.where = f"line {lines}"
+            try:
+                checker.record(rec)
+            except InvariantBroken as exc:
+                return Violation(name, index, frame, f"{exc.detail} [({letter}) {INVARIANTS[letter]}]", rec)
+        if letter == "c":
+            try:
+                checker.finish()
+            except InvariantBroken as exc:  # a trade never emitted: no line to blame, past the last one
+                return Violation(name, lines, None, f"{exc.detail} [({letter}) {INVARIANTS[letter]}]")
+        return None
+
+    return check
+
+
 REGISTRY: dict[str, Callable[[int | None], Invariant]] = {
     "book": book_invariant,
     "trades": lambda depth: trades_invariant(),
+    "scenario-a": lambda depth: scenario_invariant("a", depth),
+    "scenario-c": lambda depth: scenario_invariant("c", depth),
 }
 """Invariant name -> factory (given the replay's book depth)."""
 
@@ -204,5 +249,5 @@ def first_violation(records: list[Record], events: list[Event], names: Iterable[
     return min(hits, key=lambda v: v.index) if hits else None
 
 
-__all__ = ["REGISTRY", "Invariant", "Record", "ReferenceBook", "Violation", "book_invariant", "first_violation",
-           "trades_invariant"]
+__all__ = ["REGISTRY", "SCENARIO", "Invariant", "Record", "ReferenceBook", "Violation", "book_invariant",
+           "first_violation", "scenario_invariant", "trades_invariant"]
