@@ -1,7 +1,8 @@
 """The reference: what a clean recording says the truth was, frame by frame and sequence by sequence.
 
 Fault scenarios need ground truth that does not come from the code under test, so this module reads
-the recording itself with its own small parser (never ``backpack.protocol``):
+the recording itself with the harness's own parser and reference book (``harness.refbook``, never
+``backpack.protocol``):
 
 * **Frames.** Every received WebSocket frame of the recording, classified once (data, error, ack or
   invalid), with its stream, and for depth and trade frames the symbol, ``U``/``u`` and the trade id.
