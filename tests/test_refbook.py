@@ -26,13 +26,11 @@ UPDATES = st.lists(st.tuples(PRICES, SIZES), max_size=6)
 
 
 def _replay(side: dict[Decimal, Decimal], updates: list[tuple[Decimal, Decimal]]) -> None:
-    """The plain reading of absolute sizes, written out here once more: zero deletes, else set."""
+    """The plain reading of absolute sizes, written apart from ``apply``: set it, and a zero size is no level."""
     for price, size in updates:
+        side[price] = size
         if size == 0:
-            if price in side:
-                del side[price]
-        else:
-            side[price] = size
+            del side[price]
 
 
 @settings(max_examples=150, deadline=None)
