@@ -3,15 +3,16 @@
 The interface: an invariant is a callable ``check(records, events) -> Violation | None`` taking the replay's
 normalized records with their provenance (``(record, event_index)`` pairs, in output order) and the
 recording's events (in timeline order, iterated once, alongside), and returning the first violation.
-``harness/scenarios/`` (the fault scenarios) is building its own invariants; ``REGISTRY`` is where they
-plug in under a name.
+``REGISTRY`` names them; besides the two below, ``scenario-a`` and ``scenario-c`` are the fault scenarios'
+invariants (``harness/scenarios/invariants.py``) that apply to an unfaulted recording (``SCENARIO``).
 
 The two this module holds, on their own:
 
 * ``book``: every book line equals the book rebuilt independently from the recording: the REST snapshot
-  answers and the depth deltas in the frames, applied with the exchange's documented rules by a plain
-  reference book written here (dicts of Decimals, no code shared with ``backpack.protocol.book``). A line
-  is checked where the reference is synchronised; its sequence and its top levels must match.
+  answers and the depth deltas in the frames, applied with the exchange's documented rules by the shared
+  reference book (``harness.refbook.StreamBook``: dicts of Decimals, no code shared with
+  ``backpack.protocol.book``). A line is checked where the reference is synchronised; its sequence and
+  its top levels must match.
 * ``trades``: no trade id is delivered twice for a symbol.
 """
 
@@ -26,6 +27,7 @@ import orjson
 
 from backpack.protocol.normalized import DEFAULT_DEPTH
 from harness.recording.format import Event, HttpRequestEvent, HttpResponseEvent, WsRecv
+from harness.refbook import Delta, StreamBook, levels, seq
 
 Record = tuple[dict[str, Any], int | None]
 
@@ -42,18 +44,13 @@ class Violation:
 Invariant = Callable[[Iterable[Record], Iterable[Event]], "Violation | None"]
 
 
-# --- the reference book -------------------------------------------------------------------------
+# --- the reference book (harness.refbook.StreamBook) ---------------------------------------------
+
+ReferenceBook = StreamBook
 
 
-def _int(value: Any) -> int | None:
-    if type(value) is int:
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
-def _levels(raw: Any) -> list[tuple[Decimal, Decimal]] | None:
+def _as_levels(raw: Any) -> list[tuple[Decimal, Decimal]] | None:
+    """A book line's levels as Decimal pairs (None: not pairs of numbers)."""
     out = []
     try:
         for price, size in raw or ():
@@ -64,64 +61,6 @@ def _levels(raw: Any) -> list[tuple[Decimal, Decimal]] | None:
     except (InvalidOperation, TypeError, ValueError):
         return None
     return out
-
-
-@dataclass
-class _Delta:
-    first: int
-    last: int
-    bids: list[tuple[Decimal, Decimal]]
-    asks: list[tuple[Decimal, Decimal]]
-
-
-class ReferenceBook:
-    """The exchange's book of one symbol: snapshot ``lastUpdateId`` L, then deltas with ``U <= seq+1 <= u``."""
-
-    def __init__(self) -> None:
-        self.bids: dict[Decimal, Decimal] = {}
-        self.asks: dict[Decimal, Decimal] = {}
-        self.seq: int | None = None  # None: not synchronised
-        self.pending: list[_Delta] = []
-
-    def _apply(self, d: _Delta) -> None:
-        for side, levels in ((self.bids, d.bids), (self.asks, d.asks)):
-            for price, size in levels:
-                if size == 0:
-                    side.pop(price, None)
-                else:
-                    side[price] = size
-        self.seq = d.last
-
-    def delta(self, d: _Delta) -> None:
-        if self.seq is None:
-            if self.pending and d.first != self.pending[-1].last + 1:
-                self.pending = []  # not contiguous: only a later snapshot can bridge to it
-            self.pending = [*self.pending[-9_999:], d]
-        elif d.last <= self.seq:
-            return  # already in the book
-        elif d.first <= self.seq + 1:
-            self._apply(d)
-        else:
-            self.seq, self.bids, self.asks, self.pending = None, {}, {}, [d]  # a gap
-
-    def snapshot(self, last: int, bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]]) -> None:
-        if self.seq is not None:
-            return  # synchronised already: the chain of deltas is the truth
-        pending = [d for d in self.pending if d.last > last]
-        if pending and pending[0].first > last + 1:
-            self.pending = pending  # older than the deltas held: useless
-            return
-        self.bids = {p: s for p, s in bids if s}
-        self.asks = {p: s for p, s in asks if s}
-        self.seq = last
-        self.pending = []
-        for d in pending:
-            self._apply(d)
-
-    def top(self, n: int | None) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
-        bids = sorted(self.bids.items(), reverse=True)
-        asks = sorted(self.asks.items())
-        return (bids, asks) if n is None else (bids[:n], asks[:n])
 
 
 class _Exchange:
@@ -159,12 +98,12 @@ class _Exchange:
                 return
             if not (isinstance(stream, str) and stream.startswith("depth.") and isinstance(data, dict)):
                 return
-            first, last = _int(data.get("U")), _int(data.get("u"))
-            bids, asks = _levels(data.get("b")), _levels(data.get("a"))
+            first, last = seq(data.get("U")), seq(data.get("u"))
+            bids, asks = levels(data.get("b")), levels(data.get("a"))
             symbol = data.get("s")
             if not isinstance(symbol, str) or first is None or last is None or first > last or bids is None or asks is None:
                 return
-            self._book(symbol).delta(_Delta(first, last, bids, asks))
+            self._book(symbol).delta(Delta(first, last, bids, asks, None))
         elif isinstance(event, HttpRequestEvent) and event.url.rstrip("/").endswith("/api/v1/depth"):
             symbol = next((v for k, v in event.params if k == "symbol"), None)
             if symbol is not None:
@@ -177,18 +116,14 @@ class _Exchange:
                 return
             if not isinstance(body, dict):
                 return
-            last = _int(body.get("lastUpdateId"))
-            bids, asks = _levels(body.get("bids")), _levels(body.get("asks"))
+            last = seq(body.get("lastUpdateId"))
+            bids, asks = levels(body.get("bids")), levels(body.get("asks"))
             if last is not None and bids is not None and asks is not None:
                 self._book(symbol).snapshot(last, bids, asks)
 
 
 def _native(symbol: str) -> str:
     return symbol.replace("-", "_")
-
-
-def _as_levels(raw: Any) -> list[tuple[Decimal, Decimal]] | None:
-    return _levels(raw)
 
 
 def book_invariant(depth: int | None = DEFAULT_DEPTH) -> Invariant:
@@ -254,9 +189,54 @@ def trades_invariant() -> Invariant:
     return check
 
 
+SCENARIO = {"a": ("book",), "c": ("trade",)}
+"""The fault scenarios' invariants that hold on a clean replay too, and the record types each judges: (a) books
+against the whole recording's reference, (c) trades (twice, or missing). (b) and (d) need to know which frames,
+snapshots and connections the client lost; (e) its sends; (f) a second run: a replay's lines carry none of it."""
+
+
+def scenario_invariant(letter: str, depth: int | None = DEFAULT_DEPTH) -> Invariant:
+    """``scenario-a`` / ``scenario-c``: ``harness.scenarios.invariants.Checker`` over the replay's lines, the
+    recording taken as an unfaulted program (every frame delivered, no snapshot faulted)."""
+    kinds = SCENARIO[letter]
+
+    def check(records: Iterable[Record], events: Iterable[Event]) -> Violation | None:
+        from harness.recording.format import Header
+        from harness.recording.reader import ReadStats, Recording
+        from harness.scenarios.invariants import INVARIANTS, Checker, InvariantBroken
+        from harness.scenarios.oracle import Reference
+        from harness.scenarios.program import Program, apply
+
+        timeline = list(events)
+        if not timeline:
+            return None
+        reference = Reference.of(Recording(Header.new(), timeline, None, ReadStats()))
+        checker = Checker(apply(Program(), reference), depth=depth, observed=False)
+        name, lines = f"scenario-{letter}", 0
+        for index, (rec, frame) in enumerate(records):
+            lines = index + 1
+            if rec.get("type") not in kinds:
+                continue
+            checker.where = f"line {lines}"
+            try:
+                checker.record(rec)
+            except InvariantBroken as exc:
+                return Violation(name, index, frame, f"{exc.detail} [({letter}) {INVARIANTS[letter]}]", rec)
+        if letter == "c":
+            try:
+                checker.finish()
+            except InvariantBroken as exc:  # a trade never emitted: no line to blame, past the last one
+                return Violation(name, lines, None, f"{exc.detail} [({letter}) {INVARIANTS[letter]}]")
+        return None
+
+    return check
+
+
 REGISTRY: dict[str, Callable[[int | None], Invariant]] = {
     "book": book_invariant,
     "trades": lambda depth: trades_invariant(),
+    "scenario-a": lambda depth: scenario_invariant("a", depth),
+    "scenario-c": lambda depth: scenario_invariant("c", depth),
 }
 """Invariant name -> factory (given the replay's book depth)."""
 
@@ -269,5 +249,5 @@ def first_violation(records: list[Record], events: list[Event], names: Iterable[
     return min(hits, key=lambda v: v.index) if hits else None
 
 
-__all__ = ["REGISTRY", "Invariant", "Record", "ReferenceBook", "Violation", "book_invariant", "first_violation",
-           "trades_invariant"]
+__all__ = ["REGISTRY", "SCENARIO", "Invariant", "Record", "ReferenceBook", "Violation", "book_invariant",
+           "first_violation", "scenario_invariant", "trades_invariant"]

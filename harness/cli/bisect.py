@@ -29,7 +29,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     judge.add_argument("--golden", metavar="OUT.jsonl", help="normalized output known to be right")
     judge.add_argument("--ccxt", action="store_true", help="compare with ccxt.pro on the same frames")
     judge.add_argument("--invariants", nargs="?", const="all", metavar="NAMES",
-                       help="check invariants (comma-separated; default all: book, trades)")
+                       help="check invariants (comma-separated; default all: book, trades, scenario-a, scenario-c)")
     parser.add_argument("--mode", choices=("auto", "core", "feed"), default="auto",
                         help="replay with the protocol core, the full feed, or the core where it models the "
                         "recording (default)")

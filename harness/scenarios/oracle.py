@@ -1,7 +1,8 @@
 """The reference: what a clean recording says the truth was, frame by frame and sequence by sequence.
 
 Fault scenarios need ground truth that does not come from the code under test, so this module reads
-the recording itself with its own small parser (never ``backpack.protocol``):
+the recording itself with the harness's own parser and reference book (``harness.refbook``, never
+``backpack.protocol``):
 
 * **Frames.** Every received WebSocket frame of the recording, classified once (data, error, ack or
   invalid), with its stream, and for depth and trade frames the symbol, ``U``/``u`` and the trade id.
@@ -17,9 +18,10 @@ the recording itself with its own small parser (never ``backpack.protocol``):
   what the client saw). ``answer(symbol, position, shift)`` moves that many points back (stale) or
   forward (ahead) for the snapshot faults.
 
-Books are rebuilt on demand from checkpoints every ``CHECKPOINT`` points, and a forward cursor makes
-the common query (the next sequence) one delta's work, so one reference serves every scenario of a
-recording in a process without holding a book per sequence.
+The books themselves are ``harness.refbook.Timeline``s (the shared reference book): rebuilt on demand
+from checkpoints every ``CHECKPOINT`` points, with a forward cursor that makes the common query (the next
+sequence) one delta's work, so one reference serves every scenario of a recording in a process without
+holding a book per sequence.
 """
 
 from __future__ import annotations
@@ -28,21 +30,16 @@ import bisect
 import functools
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from harness.loopback.recorded.session import RecordedAnswer, RestKey, rest_key
+from harness.loopback.recorded.session import RecordedAnswer, RestKey, recorded_answer
 from harness.recording.format import Event, Header, HttpRequestEvent, HttpResponseEvent, WsRecv
 from harness.recording.reader import Recording, read_recording
+from harness.refbook import CHECKPOINT, Delta, Levels, Side, Timeline, levels, seq, timestamp
 
-CHECKPOINT = 64
-"""Points between stored copies of a book: a random query applies at most this many deltas."""
-
-Book = dict[Decimal, Decimal]
+Book = Side
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,196 +69,18 @@ class FrameInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class _Delta:
-    index: int
-    first: int
-    last: int
-    bids: tuple[tuple[Decimal, Decimal], ...] | None  # None: levels the reference cannot read
-    asks: tuple[tuple[Decimal, Decimal], ...] | None
-    timestamp: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class _Seed:
     last_update_id: int
-    bids: tuple[tuple[Decimal, Decimal], ...]
-    asks: tuple[tuple[Decimal, Decimal], ...]
+    bids: Levels
+    asks: Levels
     timestamp: int | None
 
 
-@dataclass(slots=True)
-class _Point:
-    sequence: int
-    segment: int  # index of the seed this point grew from
-    delta: int  # index in ``deltas`` of the delta that made it (-1: the seed itself)
-    timestamp: int | None
+class SymbolBook(Timeline):
+    """The known states of one symbol's book (``harness.refbook.Timeline``, checkpointed for random access)."""
 
 
-class SymbolBook:
-    """The known states of one symbol's book (see the module docstring)."""
-
-    def __init__(self, symbol: str, deltas: Sequence[_Delta], seeds: Sequence[_Seed]) -> None:
-        self.symbol = symbol
-        self.deltas = list(deltas)
-        self.seeds: list[_Seed] = []
-        self.points: list[_Point] = []
-        self._checkpoints: dict[int, tuple[Book, Book]] = {}
-        self._cursor: tuple[int, Book, Book] | None = None
-        self._build(sorted(seeds, key=lambda s: s.last_update_id))
-        self.sequences = [p.sequence for p in self.points]
-
-    # -- building ---------------------------------------------------------------------------------
-
-    def _build(self, seeds: list[_Seed]) -> None:
-        ids = [s.last_update_id for s in seeds]
-        bids: Book = {}
-        asks: Book = {}
-        known: int | None = None
-        i, n = 0, len(self.deltas)
-        while i < n:
-            d = self.deltas[i]
-            if known is not None:
-                if d.bids is None or d.asks is None:
-                    known = None
-                    i += 1
-                    continue
-                if d.last <= known:
-                    i += 1
-                    continue
-                if d.first <= known + 1:
-                    _apply(bids, d.bids)
-                    _apply(asks, d.asks)
-                    known = d.last
-                    self._point(d.last, i, d.timestamp, bids, asks)
-                    i += 1
-                    continue
-                known = None  # a gap: can a seed bridge into this very delta?
-            floor = self.points[-1].sequence if self.points else -1
-            if d.last <= floor or d.bids is None or d.asks is None:
-                i += 1
-                continue
-            k = bisect.bisect_left(ids, max(d.first - 1, floor + 1))
-            if k < len(ids) and ids[k] < d.last:
-                bids, asks = self._seed(seeds[k])
-                known = seeds[k].last_update_id
-                continue  # the same delta now bridges the seed
-            i += 1
-        if known is None:  # a snapshot newer than every delta still tells the book from there on
-            floor = max(self.points[-1].sequence if self.points else -1,
-                        max((d.last for d in self.deltas), default=-1))
-            later = [s for s in seeds if s.last_update_id > floor]
-            if later:
-                self._seed(later[0])
-
-    def _seed(self, seed: _Seed) -> tuple[Book, Book]:
-        self.seeds.append(seed)
-        bids = {p: s for p, s in seed.bids if s}
-        asks = {p: s for p, s in seed.asks if s}
-        self._point(seed.last_update_id, -1, seed.timestamp, bids, asks, start=True)
-        return bids, asks
-
-    def _point(self, sequence: int, delta: int, timestamp: int | None, bids: Book, asks: Book,
-               start: bool = False) -> None:
-        index = len(self.points)
-        self.points.append(_Point(sequence, len(self.seeds) - 1, delta, timestamp))
-        if start or index % CHECKPOINT == 0:
-            self._checkpoints[index] = (dict(bids), dict(asks))
-
-    # -- reading ----------------------------------------------------------------------------------
-
-    @property
-    def known(self) -> bool:
-        return bool(self.points)
-
-    def point_of(self, sequence: int) -> int | None:
-        """Index of the point at exactly ``sequence``, None where the recording cannot tell the book."""
-        k = bisect.bisect_left(self.sequences, sequence)
-        return k if k < len(self.sequences) and self.sequences[k] == sequence else None
-
-    def point_at_or_after(self, sequence: int | None) -> int | None:
-        if not self.points:
-            return None
-        if sequence is None:
-            return 0
-        k = bisect.bisect_left(self.sequences, sequence)
-        return k if k < len(self.points) else None
-
-    def book(self, sequence: int) -> tuple[Book, Book] | None:
-        """Both sides at ``sequence`` (read them before the next call: they may be the cursor's own)."""
-        k = self.point_of(sequence)
-        return None if k is None else self.state(k)
-
-    def state(self, k: int) -> tuple[Book, Book]:
-        point = self.points[k]
-        cursor = self._cursor
-        if cursor is not None and cursor[0] <= k and k - cursor[0] <= CHECKPOINT \
-                and self.points[cursor[0]].segment == point.segment:
-            start, bids, asks = cursor
-        else:
-            start = max(j for j in self._checkpoints if j <= k and self.points[j].segment == point.segment)
-            bids, asks = (dict(side) for side in self._checkpoints[start])
-        for j in range(start + 1, k + 1):
-            d = self.deltas[self.points[j].delta]
-            _apply(bids, d.bids)  # type: ignore[arg-type]
-            _apply(asks, d.asks)  # type: ignore[arg-type]
-        self._cursor = (k, bids, asks)
-        return bids, asks
-
-    def body(self, k: int, limit: int = 1000) -> dict[str, Any]:
-        """The REST depth answer at point ``k``: both sides ascending, the best ``limit`` levels each."""
-        bids, asks = self.state(k)
-        bid_keys = sorted(bids)[-limit:] if limit > 0 else []
-        ask_keys = sorted(asks)[:limit]
-        point = self.points[k]
-        out: dict[str, Any] = {
-            "asks": [[str(p), str(asks[p])] for p in ask_keys],
-            "bids": [[str(p), str(bids[p])] for p in bid_keys],
-            "lastUpdateId": str(point.sequence),
-        }
-        if point.timestamp is not None:
-            out["timestamp"] = point.timestamp
-        return out
-
-
-def _apply(side: Book, levels: Sequence[tuple[Decimal, Decimal]]) -> None:
-    for price, size in levels:
-        if size:
-            side[price] = size
-        else:
-            side.pop(price, None)
-
-
-# -- parsing (independent of backpack.protocol on purpose) -----------------------------------------
-
-
-def _seq(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.isdigit() and len(value) < 20:
-        return int(value)
-    return None
-
-
-def _levels(raw: object) -> tuple[tuple[Decimal, Decimal], ...] | None:
-    if not isinstance(raw, list):
-        return None
-    out = []
-    for entry in raw:
-        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, str) for x in entry)):
-            return None
-        try:
-            price, size = Decimal(entry[0]), Decimal(entry[1])
-        except InvalidOperation:
-            return None
-        if not (price.is_finite() and size.is_finite()) or size < 0:
-            return None
-        out.append((price, size))
-    return tuple(out)
-
-
-def _classify(index: int, event: WsRecv) -> tuple[FrameInfo, _Delta | None]:
+def _classify(index: int, event: WsRecv) -> tuple[FrameInfo, Delta | None]:
     base = {"index": index, "t": event.t, "receipt": event.receipt, "conn": event.conn, "data": event.data}
     if isinstance(event.data, bytes):
         return FrameInfo(kind="invalid", **base), None
@@ -281,11 +100,10 @@ def _classify(index: int, event: WsRecv) -> tuple[FrameInfo, _Delta | None]:
     head = stream.split(".", 1)[0]
     symbol = data.get("s") if isinstance(data.get("s"), str) else None
     if head == "depth" and data.get("e") == "depth":
-        first, last = _seq(data.get("U")), _seq(data.get("u"))
+        first, last = seq(data.get("U")), seq(data.get("u"))
         if symbol is not None and first is not None and last is not None and first <= last:
-            bids, asks = _levels(data.get("b")), _levels(data.get("a"))
-            ts = data.get("T")
-            delta = _Delta(index, first, last, bids, asks, ts if type(ts) is int else None)
+            bids, asks = levels(data.get("b")), levels(data.get("a"))
+            delta = Delta(first, last, bids, asks, timestamp(data.get("T")))
             ok = bids is not None and asks is not None
             return FrameInfo(kind="data", stream=stream, symbol=symbol, first=first, last=last,
                              levels_ok=ok, **base), delta
@@ -304,12 +122,11 @@ def _seed_of(body: bytes) -> _Seed | None:
         return None
     if not isinstance(obj, dict):
         return None
-    last = _seq(obj.get("lastUpdateId"))
-    bids, asks = _levels(obj.get("bids")), _levels(obj.get("asks"))
+    last = seq(obj.get("lastUpdateId"))
+    bids, asks = levels(obj.get("bids")), levels(obj.get("asks"))
     if last is None or bids is None or asks is None:
         return None
-    ts = obj.get("timestamp")
-    return _Seed(last, bids, asks, ts if type(ts) is int else None)
+    return _Seed(last, bids, asks, timestamp(obj.get("timestamp")))
 
 
 @dataclass
@@ -328,7 +145,8 @@ class Reference:
     @classmethod
     def of(cls, recording: Recording, name: str = "recording") -> Reference:
         frames: list[FrameInfo] = []
-        deltas: dict[str, list[_Delta]] = {}
+        deltas: dict[str, list[Delta]] = {}
+        indices: dict[str, list[int]] = {}  # symbol -> the event index of each of its deltas
         seeds: dict[str, list[_Seed]] = {}
         requests: dict[str, HttpRequestEvent] = {}
         for i, event in enumerate(recording.events):
@@ -337,6 +155,7 @@ class Reference:
                 frames.append(info)
                 if delta is not None:
                     deltas.setdefault(info.symbol, []).append(delta)  # type: ignore[arg-type]
+                    indices.setdefault(info.symbol, []).append(i)  # type: ignore[arg-type]
             elif isinstance(event, HttpRequestEvent):
                 requests[event.conn] = event
             elif isinstance(event, HttpResponseEvent):
@@ -354,7 +173,7 @@ class Reference:
             for d in ds:
                 top = max(top, d.last)
                 marks.append(top)
-            ref._sent[symbol] = ([d.index for d in ds], marks)
+            ref._sent[symbol] = (indices[symbol], marks)
         return ref
 
     # -- the snapshot rule --------------------------------------------------------------------------
@@ -411,14 +230,8 @@ class Reference:
                     requests[event.conn] = event
                 elif isinstance(event, HttpResponseEvent):
                     request = requests.pop(event.conn, None)
-                    if request is None:
-                        continue
-                    path = urlsplit(request.url).path or "/"
-                    if "/api/" in path:
-                        path = path[path.index("/api/"):]
-                    ctype = next((v for k, v in event.headers.items() if k.lower() == "content-type"), None)
-                    answers.setdefault(rest_key(request.method, path, request.params),
-                                       RecordedAnswer(event.status, ctype, event.body))
+                    if request is not None:
+                        answers.setdefault(*recorded_answer(request, event))
             self._rest = answers
         return self._rest
 

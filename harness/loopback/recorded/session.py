@@ -39,6 +39,7 @@ from harness.recording.format import (
     WsSend,
 )
 from harness.recording.reader import RecordingDamaged, read_recording
+from harness.refbook import Levels, levels, seq, timestamp
 
 RestKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
@@ -46,6 +47,16 @@ RestKey = tuple[str, str, tuple[tuple[str, str], ...]]
 def rest_key(method: str, path: str, params: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> RestKey:
     """Order-insensitive: clients build the same query in different orders."""
     return method.upper(), path, tuple(sorted(params))
+
+
+def recorded_answer(request: HttpRequestEvent, response: HttpResponseEvent) -> tuple[RestKey, RecordedAnswer]:
+    """A recorded exchange as its key (the path from ``/api/``: a base URL with a prefix of its own still
+    matches ``/api/v1/...``) and the answer a replaying server gives to it."""
+    path = urlsplit(request.url).path or "/"
+    if "/api/" in path:
+        path = path[path.index("/api/") :]
+    ctype = next((v for k, v in response.headers.items() if k.lower() == "content-type"), None)
+    return rest_key(request.method, path, request.params), RecordedAnswer(response.status, ctype, response.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +83,12 @@ class RecordedAnswer:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A recorded REST depth answer; levels keep their wire text."""
+    """A recorded REST depth answer; levels keep their wire text (``Spelled``)."""
 
     t: int
     last_update_id: int
-    bids: tuple[tuple[str, str], ...]
-    asks: tuple[tuple[str, str], ...]
+    bids: Levels
+    asks: Levels
     timestamp: int | None
 
 
@@ -178,12 +189,9 @@ def index_events(
             request = requests.pop(event.conn, None)
             if request is None:
                 continue
-            url_path = urlsplit(request.url).path or "/"
-            if "/api/" in url_path:  # a base URL with a prefix of its own still matches /api/v1/...
-                url_path = url_path[url_path.index("/api/") :]
-            key = rest_key(request.method, url_path, request.params)
-            ctype = next((v for k, v in event.headers.items() if k.lower() == "content-type"), None)
-            rest.setdefault(key, RecordedAnswer(event.status, ctype, event.body))
+            key, answer = recorded_answer(request, event)
+            url_path = key[1]
+            rest.setdefault(key, answer)
             if event.status == 200 and url_path.endswith("/api/v1/depth"):
                 symbol = next((v for k, v in request.params if k == "symbol"), None)
                 snapshot = _snapshot(event.t, event.body)
@@ -237,21 +245,10 @@ def _data_frame(data: str | bytes) -> tuple[str, dict[str, Any]] | str:
 def _depth_ids(stream: str, data: dict[str, Any]) -> tuple[str, int, int] | None:
     if not stream.startswith("depth.") or data.get("e") != "depth":
         return None
-    symbol, first, last = data.get("s"), _seq(data.get("U")), _seq(data.get("u"))
+    symbol, first, last = data.get("s"), seq(data.get("U")), seq(data.get("u"))
     if not isinstance(symbol, str) or first is None or last is None or first > last:
         return None
     return symbol, first, last
-
-
-def _seq(value: object) -> int | None:
-    """A sequence the wire sends as an integer or (ccxt's samples) a string of digits."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.isdigit() and len(value) < 20:
-        return int(value)
-    return None
 
 
 def _subscribed(data: str | bytes) -> list[str]:
@@ -277,28 +274,15 @@ def _json_body(body: bytes) -> Any:
         return None
 
 
-def levels(raw: object) -> tuple[tuple[str, str], ...] | None:
-    """``[[price, size], ...]`` as wire text, or None if any entry is not two numeric strings."""
-    if not isinstance(raw, list):
-        return None
-    out = []
-    for entry in raw:
-        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, str) for x in entry)):
-            return None
-        out.append((entry[0], entry[1]))
-    return tuple(out)
-
-
 def _snapshot(t: int, body: bytes) -> Snapshot | None:
     obj = _json_body(body)
     if not isinstance(obj, dict):
         return None
-    last = _seq(obj.get("lastUpdateId"))
-    bids, asks = levels(obj.get("bids")), levels(obj.get("asks"))
+    last = seq(obj.get("lastUpdateId"))
+    bids, asks = levels(obj.get("bids"), spelled=True), levels(obj.get("asks"), spelled=True)
     if last is None or bids is None or asks is None:
         return None
-    timestamp = obj.get("timestamp")
-    return Snapshot(t, last, bids, asks, timestamp if isinstance(timestamp, int) else None)
+    return Snapshot(t, last, bids, asks, timestamp(obj.get("timestamp")))
 
 
 def _market_rows(body: bytes) -> list[dict[str, Any]] | None:
@@ -316,6 +300,7 @@ __all__ = [
     "StreamLog",
     "index_events",
     "load_session",
+    "recorded_answer",
     "rest_key",
     "stream_origin",
 ]
