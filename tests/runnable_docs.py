@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,21 +253,55 @@ def run(block: Block, cwd: Path, env: dict[str, str]) -> Outcome:
         argv = ["sh", "-e", "-c", block.code]
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    if block.interrupt is not None:
+        return _run_until_interrupted(block, proc, started)
     timed_out = False
     try:
-        if block.interrupt is not None:
-            try:
-                out, err = proc.communicate(timeout=block.interrupt)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a reader would stop it
-                out, err = proc.communicate(timeout=block.timeout)
-        else:
-            out, err = proc.communicate(timeout=block.timeout)
+        out, err = proc.communicate(timeout=block.timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
     return Outcome(block, proc.returncode, out, err, time.monotonic() - started, timed_out)
+
+
+def _run_until_interrupted(block: Block, proc: subprocess.Popen, started: float) -> Outcome:
+    """Ctrl-C ``interrupt`` seconds after the block's first line of output, as a reader would.
+
+    Counting from the first output and not from the start keeps a slow start-up (a loaded CI machine
+    takes seconds to import) from being interrupted before the command has done anything.
+    """
+    streams = {"out": proc.stdout, "err": proc.stderr}
+    chunks: dict[str, list[str]] = {name: [] for name in streams}
+    first_output = threading.Event()
+
+    def pump(name: str) -> None:
+        for line in streams[name]:
+            chunks[name].append(line)
+            first_output.set()
+
+    readers = [threading.Thread(target=pump, args=(name,), daemon=True) for name in streams]
+    for reader in readers:
+        reader.start()
+    deadline = started + block.timeout
+    timed_out = False
+    while not first_output.is_set() and proc.poll() is None and time.monotonic() < deadline:
+        first_output.wait(0.05)
+    if proc.poll() is None and first_output.is_set():
+        try:
+            proc.wait(timeout=max(0.0, min(block.interrupt, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()) + block.interrupt)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for reader in readers:
+        reader.join()
+    return Outcome(block, proc.returncode, "".join(chunks["out"]), "".join(chunks["err"]),
+                   time.monotonic() - started, timed_out)
 
 
 def describe(blocks_: list[Block]) -> str:

@@ -114,9 +114,24 @@ def test_an_html_comment_before_a_plain_fence_marks_it_too(tmp_path: Path) -> No
 
 
 def test_an_interrupted_block_passes_only_if_it_stops_cleanly(tmp_path: Path) -> None:
-    body = ("```python runnable interrupt=1\nimport time\ntry:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
-            "    pass\n```\n\n```python runnable interrupt=1\nimport time\ntime.sleep(30)\n```\n")
+    body = ("```python runnable interrupt=1\nimport time\nprint('up', flush=True)\ntry:\n    time.sleep(30)\n"
+            "except KeyboardInterrupt:\n    pass\n```\n\n"
+            "```python runnable interrupt=1\nimport time\nprint('up', flush=True)\ntime.sleep(30)\n```\n")
     assert _outcomes(tmp_path, body) == [None, "printed a traceback"]
+
+
+def test_an_interrupt_counts_from_the_first_output_not_from_a_slow_start(tmp_path: Path) -> None:
+    """A command still importing when its S seconds are up is not stopped mid-import; one that never
+    says anything runs into its timeout instead of passing unseen."""
+    slow = ("```python runnable interrupt=0.5\nimport time\ntime.sleep(2)\nprint('up', flush=True)\n"
+            "try:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n    print('stopped')\n```\n")
+    env = environment("http://127.0.0.1:9", "ws://127.0.0.1:9/", TEST_ACCOUNT_SECRET, TEST_ACCOUNT_API_KEY)
+    [outcome] = [run(block, workspace(tmp_path / "w"), env) for block in blocks(_page(tmp_path, slow))]
+    assert outcome.problem() is None and outcome.stdout.split() == ["up", "stopped"]
+    assert outcome.seconds >= 2.5
+    silent = "```python runnable interrupt=0.5 timeout=2\nimport time\ntime.sleep(30)\n```\n"
+    (tmp_path / "silent").mkdir()
+    assert _outcomes(tmp_path / "silent", silent) == ["did not finish within 2 s"]
 
 
 @pytest.mark.parametrize("block", [
