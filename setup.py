@@ -6,15 +6,27 @@ and the pure-Python core is used (``backpack.protocol.speedups.IMPLEMENTATION ==
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import sysconfig
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 PYX = os.path.join("backpack", "protocol", "_speedups.pyx")
 NAME = "backpack.protocol._speedups"
+PROTOCOL = Path(__file__).resolve().parent / "backpack" / "protocol"
+
+
+def _source_digest() -> str:
+    """The digest of the pure sources this build transcribes (backpack/protocol/_build_digest.py), loaded by
+    path: importing the package would need its run-time dependencies, which the build environment lacks."""
+    spec = importlib.util.spec_from_file_location("_backpack_build_digest", PROTOCOL / "_build_digest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.source_digest(PROTOCOL)
 
 
 def _warn(why: str) -> None:
@@ -66,8 +78,14 @@ def _extensions() -> list[Extension]:
     except ImportError:
         _warn("Cython is not installed in the build environment")
         return []
+    digest = _source_digest()
+    generated = PROTOCOL / "_speedups.c"
+    # cythonize skips a .pyx older than its .c, which would keep the digest of other sources: regenerate
+    # whenever the .c does not carry this one.
+    stale = not generated.is_file() or digest not in generated.read_text(errors="replace")
     try:
-        return cythonize([Extension(NAME, [PYX])], compiler_directives={"language_level": "3"}, quiet=True)
+        return cythonize([Extension(NAME, [PYX])], compiler_directives={"language_level": "3"}, quiet=True,
+                         compile_time_env={"BUILD_SOURCE_DIGEST": digest}, force=stale)
     except Exception as exc:
         _warn(f"cythonize failed: {type(exc).__name__}: {exc}")
         return []

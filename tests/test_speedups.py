@@ -133,3 +133,52 @@ def test_generated_files_are_not_tracked() -> None:
     names = tracked.stdout.split()
     assert "backpack/protocol/_speedups.pyx" in names
     assert not [n for n in names if n.endswith((".c", ".so", ".pyd", ".html"))]
+
+
+def _copy_package(tmp_path: Path) -> Path:
+    """A copy of the package as this checkout has it, built module included, for a child to import."""
+    import shutil
+
+    shutil.copytree(REPO / "backpack", tmp_path / "backpack", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def _child_in(cwd: Path) -> dict:
+    base = {k: v for k, v in os.environ.items() if k not in (speedups.ENV, "PYTHONPATH")}
+    code = _CHILD.replace("print(json.dumps({", "import backpack\nprint(json.dumps({\"file\": backpack.__file__, ")
+    proc = subprocess.run([sys.executable, "-c", code, "normal"], capture_output=True, text=True, cwd=cwd,
+                          env=base, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(NO_COMPILER, reason="needs the built module; BACKPACK_NO_COMPILER=1 says there is none")
+def test_a_module_built_from_other_sources_is_refused(tmp_path: Path) -> None:
+    """``git checkout``/``git bisect`` of another revision keeps the ignored module of the last build; running
+    it would judge the old code by the new fused copy. A changed ``router.py`` next to it gives the pure core
+    and a warning naming the fix; the same copy unchanged runs the compiled core."""
+    root = _copy_package(tmp_path)
+    same = _child_in(root)
+    assert same["file"].startswith(str(root)) and same["implementation"] == "cython", same
+    router = root / "backpack" / "protocol" / "router.py"
+    router.write_text(router.read_text() + "\n# another revision\n")
+    child = _child_in(root)
+    assert child["file"].startswith(str(root))
+    assert (child["implementation"], child["router"], child["compiled"]) == ("python", "python", False)
+    [log] = child["logs"]
+    assert "was built from other sources" in log and "reinstall (pip install -e .)" in log
+    assert child["out"] == ["FetchSnapshot"]
+
+
+def test_stale_reason_compares_the_built_digest_with_the_sources(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from backpack.protocol._build_digest import TRANSCRIBED, source_digest
+
+    for name in TRANSCRIBED:
+        (tmp_path / name).write_text(f"# {name}\n")
+    built = SimpleNamespace(SOURCE_DIGEST=source_digest(tmp_path))
+    assert speedups.stale_reason(built, tmp_path) is None
+    (tmp_path / "book.py").write_text("# book.py, edited\n")
+    assert "was built from other sources" in speedups.stale_reason(built, tmp_path)
+    assert speedups.stale_reason(SimpleNamespace(), tmp_path) is not None  # a module from before digests

@@ -108,6 +108,10 @@ cdef dict _DC = {}  # validated price text -> Decimal; messages._DC's rules (bou
 
 DECIMAL_CACHE_MAX = _DECIMAL_CACHE_MAX
 
+SOURCE_DIGEST = BUILD_SOURCE_DIGEST
+"""``_build_digest.source_digest`` of the pure sources this module was built from (set by setup.py);
+``speedups`` refuses the module when the sources next to it differ."""
+
 
 class _Slow(Exception):
     """The fast path gives up on this frame; the careful path decides and explains."""

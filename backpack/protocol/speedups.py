@@ -13,9 +13,12 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from pathlib import Path
 from types import ModuleType
 
-__all__ = ["CYTHON", "ENV", "IMPLEMENTATION", "PURE", "REASON", "compiled", "compiled_for"]
+from ._build_digest import TRANSCRIBED, source_digest
+
+__all__ = ["CYTHON", "ENV", "IMPLEMENTATION", "PURE", "REASON", "compiled", "compiled_for", "stale_reason"]
 
 LOG = logging.getLogger("backpack.speedups")
 
@@ -27,9 +30,25 @@ _MODULE = "backpack.protocol._speedups"
 
 def _import() -> tuple[ModuleType | None, str]:
     try:
-        return importlib.import_module("backpack.protocol._speedups"), "built"
+        module = importlib.import_module("backpack.protocol._speedups")
     except ImportError as exc:  # not built (no compiler at install time), or blocked
         return None, f"{_MODULE} is not importable ({exc})"
+    stale = stale_reason(module)
+    return (None, stale) if stale else (module, "built")
+
+
+def stale_reason(module: ModuleType, directory: Path | None = None) -> str | None:
+    """Why ``module`` must not run next to the sources in ``directory`` (default: this package), or None.
+
+    A checkout of another revision (``git bisect``) or an edited ``router.py`` leaves the module of an earlier
+    build in place; running it would test the old code under the new one's name.
+    """
+    here = Path(__file__).resolve().parent if directory is None else directory
+    built = getattr(module, "SOURCE_DIGEST", None)
+    if built == source_digest(here):
+        return None
+    return (f"{_MODULE} was built from other sources than the {', '.join(TRANSCRIBED)} next to it"
+            " (another revision checked out, or edited since the build): reinstall (pip install -e .) to rebuild it")
 
 
 def _choose() -> tuple[ModuleType | None, str]:
@@ -41,7 +60,8 @@ def _choose() -> tuple[ModuleType | None, str]:
 compiled, REASON = _choose()
 """The compiled module when it is the active implementation, else None (``REASON`` says why)."""
 IMPLEMENTATION = PURE if compiled is None else CYTHON
-LOG.debug("sans-I/O core hot path: %s (%s)", IMPLEMENTATION, REASON)
+(LOG.warning if REASON.startswith(f"{_MODULE} was built") else LOG.debug)(
+    "sans-I/O core hot path: %s (%s)", IMPLEMENTATION, REASON)
 
 
 def compiled_for(implementation: str | None = None) -> ModuleType | None:
