@@ -260,7 +260,9 @@ class BackpackFeed(BackpackFeedBase):
                 for out in outputs:
                     handler = direct.get(type(out))
                     if handler is not None:
-                        await handler(self, out)
+                        pending = handler(self, out)
+                        if pending is not None:
+                            await pending
             else:
                 await self._dispatch(outputs)
         except Exception as exc:  # noqa: BLE001 - a bug in the glue must cost one frame, not the feed
@@ -313,13 +315,17 @@ class BackpackFeed(BackpackFeedBase):
         """Each output: its stream's activity record, the protocol callback, then its handler.
 
         Without a protocol callback the ``_direct`` handlers do the same with the record folded in.
+        A handler returns what is left to await (the callbacks' coroutine) or None: the hot ones are plain
+        functions, so a delta or a trade costs no coroutine of its own.
         """
         if self.protocol_callback is None:
             direct = self._direct
             for out in outputs:
                 handler = direct.get(type(out))
                 if handler is not None:
-                    await handler(self, out)
+                    pending = handler(self, out)
+                    if pending is not None:
+                        await pending
             return
         seen = self.activity.seen
         for out in outputs:
@@ -335,7 +341,9 @@ class BackpackFeed(BackpackFeedBase):
                     self._callback_failed("protocol", self.protocol_callback, exc)
             handler = self._handlers.get(type(out))
             if handler is not None:
-                await handler(self, out)
+                pending = handler(self, out)
+                if pending is not None:
+                    await pending
 
     def _std(self, native: str) -> str:
         """The normalized name, validated once per native name (and again after a market-list refresh)."""
@@ -357,11 +365,12 @@ class BackpackFeed(BackpackFeedBase):
             self._snapshot_tasks[out.symbol] = self._spawn(self._fetch_snapshot(out.symbol, out.attempt),
                                                            f"snapshot {out.symbol}")
 
-    async def _on_book(self, out: ev.BookUpdate) -> None:
+    def _on_book(self, out: ev.BookUpdate) -> Awaitable[None] | None:
         """Hand cryptofeed's callbacks a view of the Router's book: the delta is already applied there.
 
         One lookup per delta finds the view and its bookkeeping (the freshness entry, the book's times);
-        both are updated in place, as ``activity.seen`` and the ``_book_times`` store would.
+        both are updated in place, as ``activity.seen`` and the ``_book_times`` store would. Returns
+        ``book_callback``'s coroutine for the dispatcher to await (see ``_dispatch``).
         """
         native = out.symbol
         receipt = out.receipt
@@ -380,7 +389,7 @@ class BackpackFeed(BackpackFeedBase):
             if seen is None:
                 self.activity.seen("depth", native, receipt)
                 if state is None:
-                    return
+                    return None
                 seen = state.seen = self.activity.entry("depth", native)
             else:
                 seen[0] += 1
@@ -390,10 +399,11 @@ class BackpackFeed(BackpackFeedBase):
             book = state.view
             delta = out.delta  # the view turns it into cryptofeed's {bid: [...], ask: [...]} when first read
         if self.callbacks.get(L2_BOOK):
-            await self.book_callback(
+            return self.book_callback(
                 L2_BOOK, book, receipt / 1_000_000, timestamp=out.timestamp / 1_000_000 if out.timestamp else None,
                 raw=None, sequence_number=out.sequence, delta=delta,
             )
+        return None
 
     async def _on_resync(self, out: ev.ResyncNeeded) -> None:
         std = self._std(out.symbol)
@@ -436,9 +446,10 @@ class BackpackFeed(BackpackFeedBase):
     async def _on_trade(self, out: ev.Trade) -> None:
         await self._emit(TRADES, adapters.trade(out, self._std(out.symbol)), out.receipt)
 
-    async def _on_trade_direct(self, out: ev.Trade) -> None:
+    def _on_trade_direct(self, out: ev.Trade) -> Awaitable[None] | None:
         """``_dispatch``'s activity record and ``_on_trade`` in one coroutine: one lookup finds the
-        normalized name and the stream's activity entry, updated in place as ``activity.seen`` would."""
+        normalized name and the stream's activity entry, updated in place as ``activity.seen`` would.
+        Returns the callbacks' coroutine for the dispatcher to await."""
         native = out.symbol
         receipt = out.receipt
         route = self._trade_routes.get(native)
@@ -458,7 +469,8 @@ class BackpackFeed(BackpackFeedBase):
                 entry[1] = receipt
         obj = adapters.trade(out, std)
         if self.callbacks.get(TRADES):
-            await self.callback(TRADES, obj, receipt / 1_000_000)
+            return self.callback(TRADES, obj, receipt / 1_000_000)
+        return None
 
     async def _on_ticker(self, out: ev.BookTicker) -> None:
         await self._emit(compat.TICKER, adapters.ticker(out, self._std(out.symbol)), out.receipt)
@@ -616,7 +628,8 @@ class BackpackFeed(BackpackFeedBase):
             recent=self._recent(now_us, window_us),
         )
 
-    _handlers: dict[type, Callable[[BackpackFeed, Any], Awaitable[None]]] = {
+    # Each returns what is left to await, or None (see _dispatch).
+    _handlers: dict[type, Callable[[BackpackFeed, Any], Awaitable[None] | None]] = {
         ev.FetchSnapshot: _on_fetch,
         ev.BookUpdate: _on_book,
         ev.ResyncNeeded: _on_resync,
@@ -635,13 +648,13 @@ class BackpackFeed(BackpackFeedBase):
     }
 
     # Without a protocol callback: the same, each stream's activity record made by its handler.
-    _direct: dict[type, Callable[[BackpackFeed, Any], Awaitable[None]]] = {}
+    _direct: dict[type, Callable[[BackpackFeed, Any], Awaitable[None] | None]] = {}
 
 
-def _counted(kind: str, handler: Callable[[BackpackFeed, Any], Awaitable[None]]) -> Any:
-    async def counted(self: BackpackFeed, out: Any) -> None:
+def _counted(kind: str, handler: Callable[[BackpackFeed, Any], Awaitable[None] | None]) -> Any:
+    def counted(self: BackpackFeed, out: Any) -> Awaitable[None] | None:
         self.activity.seen(kind, getattr(out, "symbol", ""), out.receipt)
-        await handler(self, out)
+        return handler(self, out)
 
     return counted
 
