@@ -447,7 +447,7 @@ class BackpackFeed(BackpackFeedBase):
         await self._emit(TRADES, adapters.trade(out, self._std(out.symbol)), out.receipt)
 
     def _on_trade_direct(self, out: ev.Trade) -> Awaitable[None] | None:
-        """``_dispatch``'s activity record and ``_on_trade`` in one coroutine: one lookup finds the
+        """``_dispatch``'s activity record and ``_on_trade`` in one call: one lookup finds the
         normalized name and the stream's activity entry, updated in place as ``activity.seen`` would.
         Returns the callbacks' coroutine for the dispatcher to await."""
         native = out.symbol
@@ -652,6 +652,8 @@ class BackpackFeed(BackpackFeedBase):
 
 
 def _counted(kind: str, handler: Callable[[BackpackFeed, Any], Awaitable[None] | None]) -> Any:
+    """``handler`` preceded by the activity record ``_dispatch`` makes for its stream kind."""
+
     def counted(self: BackpackFeed, out: Any) -> Awaitable[None] | None:
         self.activity.seen(kind, getattr(out, "symbol", ""), out.receipt)
         return handler(self, out)
