@@ -21,7 +21,8 @@ def seconds(us: int | None) -> float | None:
 
 
 def trade(e: ev.Trade, symbol: str):
-    return compat.Trade(EXCHANGE, symbol, e.side, e.amount, e.price, e.timestamp / _US, id=e.id, raw=None)
+    # positional (id is the seventh; type and raw default to None): half the cost of keywords on 3.0.1
+    return compat.Trade(EXCHANGE, symbol, e.side, e.amount, e.price, e.timestamp / _US, e.id)
 
 
 def ticker(e: ev.BookTicker, symbol: str):

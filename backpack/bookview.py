@@ -139,14 +139,73 @@ class BookSide:
         return f"<BookSide {'bids' if self._bid else 'asks'} levels={len(self._sizes())} max_depth={self._depth}>"
 
 
+class _Bids(BookSide):
+    """The bid side. ``len`` and ``index`` read the book directly: cryptofeed 3.0.1's ``book_callback``
+    calls both on each side of every book it delivers (its crossed-book check)."""
+
+    __slots__ = ()
+
+    def __init__(self, book: ProtocolBook, max_depth: int) -> None:
+        super().__init__(book, True, max_depth)
+
+    def __len__(self) -> int:
+        n = len(self._book._bids)
+        depth = self._depth
+        return n if not depth or n < depth else depth
+
+    def index(self, i: int) -> tuple[Decimal, Decimal]:
+        if type(i) is not int:
+            i = _as_index(i)
+        book = self._book
+        keys = book._bid_keys
+        n = len(keys)
+        if _INDEX_TRUNCATES and self._depth and n > self._depth:
+            n = self._depth
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(_INDEX_ERROR)
+        price = keys[-1 - i]
+        return price, book._bids[price]
+
+
+class _Asks(BookSide):
+    """The ask side, as ``_Bids``."""
+
+    __slots__ = ()
+
+    def __init__(self, book: ProtocolBook, max_depth: int) -> None:
+        super().__init__(book, False, max_depth)
+
+    def __len__(self) -> int:
+        n = len(self._book._asks)
+        depth = self._depth
+        return n if not depth or n < depth else depth
+
+    def index(self, i: int) -> tuple[Decimal, Decimal]:
+        if type(i) is not int:
+            i = _as_index(i)
+        book = self._book
+        keys = book._ask_keys
+        n = len(keys)
+        if _INDEX_TRUNCATES and self._depth and n > self._depth:
+            n = self._depth
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(_INDEX_ERROR)
+        price = keys[i]
+        return price, book._asks[price]
+
+
 class BookSides:
     """What ``OrderBook.book`` is in cryptofeed (``order_book.OrderBook``): the two sides and ``max_depth``."""
 
     __slots__ = ("bids", "asks", "max_depth")
 
     def __init__(self, book: ProtocolBook, max_depth: int) -> None:
-        self.bids = BookSide(book, True, max_depth)
-        self.asks = BookSide(book, False, max_depth)
+        self.bids: BookSide = _Bids(book, max_depth)
+        self.asks: BookSide = _Asks(book, max_depth)
         self.max_depth = max_depth
 
     @property

@@ -72,6 +72,8 @@ class _BookState:
 
 
 _STD_NAMES_MAX = 4096  # native -> normalized names remembered (the subscription's symbols, with room to spare)
+L2_BOOK = compat.L2_BOOK
+TRADES = compat.TRADES
 
 # the old per-feed dict, now read from the registry
 _LEGACY_METRICS = {
@@ -121,6 +123,8 @@ class BackpackFeed(BackpackFeedBase):
         self.router = Router(accept=accepted(self.subscription))
         self._symbol_map: SymbolMap | None = None
         self._std_names: dict[str, str] = {}  # native -> normalized, cleared whenever the market list changes
+        # native -> (normalized name, the activity entry of ("trade", native)): a trade's one lookup
+        self._trade_routes: dict[str, tuple[str, list[int]]] = {}
         self.symbols = SymbolCache(to_us(self.bp_config.symbol_cache_ttl))
         self.session: WsSessionManager | None = None
         self.rest: RestClient | None = None
@@ -146,6 +150,7 @@ class BackpackFeed(BackpackFeedBase):
     def symbol_map(self, value: SymbolMap | None) -> None:
         self._symbol_map = value
         self._std_names = {}  # a new market list may name a symbol differently
+        self._trade_routes = {}
 
     def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
         if self._symbol_map is not None and symbol in self._symbol_map:
@@ -245,9 +250,21 @@ class BackpackFeed(BackpackFeedBase):
     # --- inputs --------------------------------------------------------------------------------
 
     async def _on_frame(self, frame: WsFrame) -> None:
-        self._last_frame_us = frame.receipt
+        receipt = frame.receipt
+        self._last_frame_us = receipt
         try:
-            await self._dispatch(self.router.receive_frame(frame.data, frame.receipt))
+            outputs = self.router.receive_frame(frame.data, receipt)
+            if self.protocol_callback is None:
+                # _dispatch's loop, inlined for the one path every frame takes: a coroutine less per frame
+                direct = self._direct
+                for out in outputs:
+                    handler = direct.get(type(out))
+                    if handler is not None:
+                        pending = handler(self, out)
+                        if pending is not None:
+                            await pending
+            else:
+                await self._dispatch(outputs)
         except Exception as exc:  # noqa: BLE001 - a bug in the glue must cost one frame, not the feed
             self._internal_error("frame handling", exc)
 
@@ -295,6 +312,21 @@ class BackpackFeed(BackpackFeedBase):
     # --- outputs -------------------------------------------------------------------------------
 
     async def _dispatch(self, outputs: list[Any]) -> None:
+        """Each output: its stream's activity record, the protocol callback, then its handler.
+
+        Without a protocol callback the ``_direct`` handlers do the same with the record folded in.
+        A handler returns what is left to await (the callbacks' coroutine) or None: the hot ones are plain
+        functions, so a delta or a trade costs no coroutine of its own.
+        """
+        if self.protocol_callback is None:
+            direct = self._direct
+            for out in outputs:
+                handler = direct.get(type(out))
+                if handler is not None:
+                    pending = handler(self, out)
+                    if pending is not None:
+                        await pending
+            return
         seen = self.activity.seen
         for out in outputs:
             kind = _STREAM_OF.get(type(out))
@@ -309,7 +341,9 @@ class BackpackFeed(BackpackFeedBase):
                     self._callback_failed("protocol", self.protocol_callback, exc)
             handler = self._handlers.get(type(out))
             if handler is not None:
-                await handler(self, out)
+                pending = handler(self, out)
+                if pending is not None:
+                    await pending
 
     def _std(self, native: str) -> str:
         """The normalized name, validated once per native name (and again after a market-list refresh)."""
@@ -331,11 +365,12 @@ class BackpackFeed(BackpackFeedBase):
             self._snapshot_tasks[out.symbol] = self._spawn(self._fetch_snapshot(out.symbol, out.attempt),
                                                            f"snapshot {out.symbol}")
 
-    async def _on_book(self, out: ev.BookUpdate) -> None:
+    def _on_book(self, out: ev.BookUpdate) -> Awaitable[None] | None:
         """Hand cryptofeed's callbacks a view of the Router's book: the delta is already applied there.
 
         One lookup per delta finds the view and its bookkeeping (the freshness entry, the book's times);
-        both are updated in place, as ``activity.seen`` and the ``_book_times`` store would.
+        both are updated in place, as ``activity.seen`` and the ``_book_times`` store would. Returns
+        ``book_callback``'s coroutine for the dispatcher to await (see ``_dispatch``).
         """
         native = out.symbol
         receipt = out.receipt
@@ -354,7 +389,7 @@ class BackpackFeed(BackpackFeedBase):
             if seen is None:
                 self.activity.seen("depth", native, receipt)
                 if state is None:
-                    return
+                    return None
                 seen = state.seen = self.activity.entry("depth", native)
             else:
                 seen[0] += 1
@@ -363,11 +398,12 @@ class BackpackFeed(BackpackFeedBase):
             state.times[0] = receipt
             book = state.view
             delta = out.delta  # the view turns it into cryptofeed's {bid: [...], ask: [...]} when first read
-        if self.callbacks.get(compat.L2_BOOK):
-            await self.book_callback(
-                compat.L2_BOOK, book, receipt / 1_000_000, timestamp=out.timestamp / 1_000_000 if out.timestamp else None,
+        if self.callbacks.get(L2_BOOK):
+            return self.book_callback(
+                L2_BOOK, book, receipt / 1_000_000, timestamp=out.timestamp / 1_000_000 if out.timestamp else None,
                 raw=None, sequence_number=out.sequence, delta=delta,
             )
+        return None
 
     async def _on_resync(self, out: ev.ResyncNeeded) -> None:
         std = self._std(out.symbol)
@@ -408,7 +444,33 @@ class BackpackFeed(BackpackFeedBase):
                                            connection=self._connection_id()))
 
     async def _on_trade(self, out: ev.Trade) -> None:
-        await self._emit(compat.TRADES, adapters.trade(out, self._std(out.symbol)), out.receipt)
+        await self._emit(TRADES, adapters.trade(out, self._std(out.symbol)), out.receipt)
+
+    def _on_trade_direct(self, out: ev.Trade) -> Awaitable[None] | None:
+        """``_dispatch``'s activity record and ``_on_trade`` in one call: one lookup finds the
+        normalized name and the stream's activity entry, updated in place as ``activity.seen`` would.
+        Returns the callbacks' coroutine for the dispatcher to await."""
+        native = out.symbol
+        receipt = out.receipt
+        route = self._trade_routes.get(native)
+        if route is None:
+            self.activity.seen("trade", native, receipt)
+            std = self._std(native)  # raises for a name that is not a symbol, as _on_trade would
+            entry = self.activity.entry("trade", native)
+            routes = self._trade_routes
+            if len(routes) >= _STD_NAMES_MAX:
+                routes.clear()
+            if entry is not None:
+                routes[native] = (std, entry)
+        else:
+            std, entry = route
+            entry[0] += 1
+            if receipt > entry[1]:
+                entry[1] = receipt
+        obj = adapters.trade(out, std)
+        if self.callbacks.get(TRADES):
+            return self.callback(TRADES, obj, receipt / 1_000_000)
+        return None
 
     async def _on_ticker(self, out: ev.BookTicker) -> None:
         await self._emit(compat.TICKER, adapters.ticker(out, self._std(out.symbol)), out.receipt)
@@ -566,7 +628,8 @@ class BackpackFeed(BackpackFeedBase):
             recent=self._recent(now_us, window_us),
         )
 
-    _handlers: dict[type, Callable[[BackpackFeed, Any], Awaitable[None]]] = {
+    # Each returns what is left to await, or None (see _dispatch).
+    _handlers: dict[type, Callable[[BackpackFeed, Any], Awaitable[None] | None]] = {
         ev.FetchSnapshot: _on_fetch,
         ev.BookUpdate: _on_book,
         ev.ResyncNeeded: _on_resync,
@@ -584,4 +647,21 @@ class BackpackFeed(BackpackFeedBase):
         ev.BalanceUpdate: _on_balance,
     }
 
+    # Without a protocol callback: the same, each stream's activity record made by its handler.
+    _direct: dict[type, Callable[[BackpackFeed, Any], Awaitable[None] | None]] = {}
 
+
+def _counted(kind: str, handler: Callable[[BackpackFeed, Any], Awaitable[None] | None]) -> Any:
+    """``handler`` preceded by the activity record ``_dispatch`` makes for its stream kind."""
+
+    def counted(self: BackpackFeed, out: Any) -> Awaitable[None] | None:
+        self.activity.seen(kind, getattr(out, "symbol", ""), out.receipt)
+        return handler(self, out)
+
+    return counted
+
+
+BackpackFeed._direct = {
+    t: _counted(_STREAM_OF[t], h) if t in _STREAM_OF else h for t, h in BackpackFeed._handlers.items()
+}
+BackpackFeed._direct[ev.Trade] = BackpackFeed._on_trade_direct

@@ -33,6 +33,9 @@ VALID_CANDLE_INTERVALS = set(INTERVALS)
 
 _PRIVATE_SUBSCRIPTIONS = (ORDER_INFO, FILLS, POSITIONS, BALANCES, RFQ)
 _LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+# Callback latencies wait as integer ns in their histogram's sink until a read (a scrape, /health) or
+# until this many are pending: a list append per callback instead of an observe, in bounded memory.
+_LATENCY_SINK_MAX = 4096
 
 
 class BackpackFeedBase(compat.Feed):
@@ -81,7 +84,7 @@ class BackpackFeedBase(compat.Feed):
         self._connected_since: int | None = None
         self._last_frame_us: int | None = None
         self._callback_latency = self.registry.histogram("backpack_callback_latency_seconds")
-        self._latency_by_channel: dict[str, Any] = {}
+        self._latency_by_channel: dict[str, list[int]] = {}  # channel -> its latency child's ns sink
         # Callback latency: live, the cheap monotonic counter; on any other clock (a replay) that clock,
         # so a replayed run reports the same latencies every time.
         if type(self.clock) is WallClock:
@@ -123,9 +126,9 @@ class BackpackFeedBase(compat.Feed):
         callbacks = self.callbacks.get(data_type)
         if not callbacks:
             return
-        latency = self._latency_by_channel.get(data_type)
-        if latency is None:
-            latency = self._latency_by_channel[data_type] = self._callback_latency.labels(data_type)
+        sink = self._latency_by_channel.get(data_type)
+        if sink is None:
+            sink = self._latency_by_channel[data_type] = self._callback_latency.labels(data_type).ns_sink()
         timer = self._timer_ns
         for cb in callbacks:
             started = timer()
@@ -133,7 +136,9 @@ class BackpackFeedBase(compat.Feed):
                 await cb(obj, receipt_timestamp)
             except Exception as exc:  # noqa: BLE001 - whatever a consumer raises is the consumer's
                 self._callback_failed(data_type, cb, exc)
-            latency.observe((timer() - started) / 1e9)
+            sink.append(timer() - started)
+        if len(sink) > _LATENCY_SINK_MAX:
+            self._callback_latency.labels(data_type).flush()
 
     def _callback_failed(self, data_type: str, cb: Any, exc: Exception) -> None:
         name = callback_name(cb)

@@ -218,3 +218,64 @@ def test_native_totals_survive_a_restart_of_the_run() -> None:
     feed._retire()
     feed._retire()  # a run that failed before replacing them counts nothing twice
     assert r.value("backpack_ws_frames_total") == 15
+
+
+def _family_lines(text: str, name: str) -> list[str]:
+    """The exposition lines of one family, without prometheus_client's ``_created`` series (the registry
+    exports none: a feed's histograms start with the feed)."""
+    return [line for line in text.splitlines()
+            if name in line and f"{name}_created" not in line]
+
+
+# durations around every bucket bound (a value on a bound is counted in it), plus anything up to 20 s
+_BOUNDS_NS = [round(b * 1e9) for b in CATALOGUE["backpack_callback_latency_seconds"].buckets]
+_duration_ns = st.one_of(
+    st.sampled_from(_BOUNDS_NS).flatmap(lambda ns: st.integers(ns - 2, ns + 2)),
+    st.integers(0, 20 * 10**9),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["sink", "observe", "read"]), _duration_ns), max_size=60))
+def test_a_histogram_fed_through_its_ns_sink_exports_what_prometheus_client_would(
+    ops: list[tuple[str, int]],
+) -> None:
+    """For any durations appended to the ns sink or observed, with reads at any points, the exported
+    family is, line for line, what prometheus_client's own Histogram exports for the same observations
+    (``ns / 1e9`` each, in order): the same buckets, count and sum to the last digit."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    name = "backpack_callback_latency_seconds"
+    spec = CATALOGUE[name]
+    theirs = CollectorRegistry()
+    reference = Histogram(name, spec.help, ["path", "channel"], buckets=spec.buckets, registry=theirs)
+    r = Registry({"path": NATIVE})
+    child = r.histogram(name).labels("trades")
+    theirs_child = reference.labels(NATIVE, "trades")  # both series exist from here, at zero
+    sink = child.ns_sink()
+    for op, ns in ops:
+        if op == "read":
+            r.render()  # a scrape in between folds what is pending
+            continue
+        if op == "sink":
+            sink.append(ns)
+        else:
+            child.observe(ns / 1e9)
+        theirs_child.observe(ns / 1e9)
+    ours = _family_lines(r.render()[0].decode(), name)
+    assert ours == _family_lines(generate_latest(theirs).decode(), name)
+    assert not sink  # read: nothing left pending
+    assert r.value(name) == sum(1 for op, _ in ops if op != "read")
+
+
+def test_reads_of_a_histogram_fold_its_sink_first() -> None:
+    r = Registry({"path": NATIVE})
+    child = r.histogram("backpack_callback_latency_seconds").labels("l2_book")
+    sink = child.ns_sink()
+    assert child.ns_sink() is sink  # one sink per series: the hot path keeps it
+    sink.extend([10_000, 10_001, 2 * 10**9])
+    assert r.value("backpack_callback_latency_seconds") == 3
+    assert child.cumulative()[:2] == [("1e-05", 1), ("5e-05", 2)]  # 10 µs is on the first bound
+    assert child.cumulative()[-1] == ("+Inf", 3)
+    snap = r.snapshot()["backpack_callback_latency_seconds"][0]["value"]
+    assert snap["count"] == 3 and snap["sum"] == 10_000 / 1e9 + 10_001 / 1e9 + 2.0
