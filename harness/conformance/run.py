@@ -25,6 +25,10 @@ from harness.scenarios.oracle import Reference
 
 SETTLE_S = 0.3  # the client's output must stand still this long after the slice's end before the run stops
 SETTLE_MAX_S = 3.0
+# ... and for this many polls of the loop the client shares with the server: on a loaded machine the process
+# can be off the CPU for longer than SETTLE_S, and wall time alone would stop a client that had frames left.
+SETTLE_POLLS = 30
+SETTLE_MAX_POLLS = 300
 STOP_S = 10.0  # an adapter that does not stop within this after being told is cancelled
 DEFAULT_PING_S = 1.0
 DEFAULT_PONG_TIMEOUT_S = 5.0
@@ -56,6 +60,32 @@ class Observed:
     seconds: float = 0.0
     armed: int = 0
     fired_at_frame: int = 0
+
+
+class Settle:
+    """When a client's output has stood still long enough after the slice's end, in wall time and in polls.
+
+    A poll is one pass of the loop the server and the client share, so polls only advance while this process
+    runs: the client's pending input is handled between two polls, and a process starved of CPU does not
+    count as a client with nothing left to say.
+    """
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.records = -1
+        self.since = started
+        self.polls = 0  # polls since the output last changed
+        self.total = 0  # polls since the slice ended
+
+    def over(self, records: int, now: float) -> bool:
+        self.total += 1
+        if now - self.started >= SETTLE_MAX_S and self.total >= SETTLE_MAX_POLLS:
+            return True
+        if records != self.records:
+            self.records, self.since, self.polls = records, now, 0
+            return False
+        self.polls += 1
+        return now - self.since >= SETTLE_S and self.polls >= SETTLE_POLLS
 
 
 @functools.lru_cache(maxsize=16)
@@ -165,8 +195,7 @@ async def run_case_async(case: Case, client: str, *, depth: int = 10) -> Observe
 
         task = asyncio.ensure_future(impl.run(target, emit, stop))
         seen_rest = 0
-        end_at: float | None = None
-        settled = (0, 0.0)
+        settle: Settle | None = None
         deadline = t0 + case.timeout_s
         while True:
             await asyncio.sleep(0.01)
@@ -186,11 +215,9 @@ async def run_case_async(case: Case, client: str, *, depth: int = 10) -> Observe
             if task.done():
                 break
             if fired and ended:
-                if end_at is None:
-                    end_at = time.monotonic()
-                if len(obs.records) != settled[0]:
-                    settled = (len(obs.records), time.monotonic())
-                elif time.monotonic() - settled[1] >= SETTLE_S or time.monotonic() - end_at >= SETTLE_MAX_S:
+                if settle is None:
+                    settle = Settle(time.monotonic())
+                if settle.over(len(obs.records), time.monotonic()):
                     obs.ended = True
                     break
             if time.monotonic() >= deadline:
