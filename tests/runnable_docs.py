@@ -240,6 +240,9 @@ class Outcome:
 def run(block: Block, cwd: Path, env: dict[str, str]) -> Outcome:
     """Run one block in ``cwd``; a ``file=`` block is written there and succeeds."""
     started = time.monotonic()
+    scratch = cwd / ".tmp"  # the page's own TMPDIR: blocks writing "${TMPDIR:-/tmp}/x" race no parallel run
+    scratch.mkdir(exist_ok=True)
+    env = {**env, "TMPDIR": str(scratch)}
     if "file" in block.options:
         target = cwd / block.options["file"]
         target.parent.mkdir(parents=True, exist_ok=True)
