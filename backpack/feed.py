@@ -314,19 +314,11 @@ class BackpackFeed(BackpackFeedBase):
     async def _dispatch(self, outputs: list[Any]) -> None:
         """Each output: its stream's activity record, the protocol callback, then its handler.
 
-        Without a protocol callback the ``_direct`` handlers do the same with the record folded in.
         A handler returns what is left to await (the callbacks' coroutine) or None: the hot ones are plain
-        functions, so a delta or a trade costs no coroutine of its own.
+        functions, so a delta or a trade costs no coroutine of its own. Frames without a protocol callback
+        take ``_on_frame``'s loop over the ``_direct`` handlers instead, which fold the record in
+        (``tests/test_feed_dispatch.py`` holds the two to the same deliveries and records).
         """
-        if self.protocol_callback is None:
-            direct = self._direct
-            for out in outputs:
-                handler = direct.get(type(out))
-                if handler is not None:
-                    pending = handler(self, out)
-                    if pending is not None:
-                        await pending
-            return
         seen = self.activity.seen
         for out in outputs:
             kind = _STREAM_OF.get(type(out))
