@@ -149,17 +149,10 @@ class Redactor:
         return value
 
     def ws_text(self, value: str) -> str:
-        """``text`` plus every ``signature`` array's entries, keeping the rest of the frame byte for byte.
-
-        (``text`` inline: a recorder calls this once per frame.)"""
+        """``text`` plus every ``signature`` array's entries, keeping the rest of the frame byte for byte."""
         if '"signature"' in value:
             value = self._signatures(value)
-        if self._text_re is not None and (self._needles is None or type(value) is not str
-                                          or any(n in value for n in self._needles)):
-            value = self._text_re.sub(self.marker, value)  # (a str subclass comes back a plain str)
-        if "://" in value:
-            value = _URL_PASSWORD.sub(lambda m: f"{m.group('pre')}{self.marker}@", value)
-        return value
+        return self.text(value)
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {

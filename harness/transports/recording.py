@@ -77,10 +77,17 @@ class RecordingTransport:
 
     def record(self, event: Event) -> None:
         """Write one event; never raises (see the module docstring)."""
+        self._write(self.writer.write, event)
+
+    def record_recv(self, conn: str, data: str | bytes, receipt: int) -> None:
+        """``record(WsRecv(...))`` by the writer's per-frame path (no event object): one call per frame."""
+        self._write(self.writer.write_recv, conn, data, receipt)
+
+    def _write(self, write: Any, *args: Any) -> None:
         if self.failure is not None:
             return
         try:
-            self.writer.write(event)
+            write(*args)
         except Exception as exc:  # noqa: BLE001 - the feed must keep running without its recorder
             self._stopped(exc)
             return
@@ -251,15 +258,7 @@ class RecordingWsSession:
             raise
         if not self._observed:
             self._pings()
-        owner = self._owner
-        if owner.failure is None:  # record(WsRecv(...)) by the writer's per-frame path, inline
-            try:
-                owner.writer.write_recv(self.id, frame.data, frame.receipt)
-            except Exception as exc:  # noqa: BLE001 - the feed must keep running without its recorder
-                owner._stopped(exc)
-            else:
-                if owner._timer is None and owner.writer.pending:
-                    owner._arm()
+        self._owner.record_recv(self.id, frame.data, frame.receipt)
         return frame
 
     async def close(self, code: int = _DEFAULT, reason: str = _DEFAULT) -> None:
