@@ -76,9 +76,7 @@ class BookSide:
         return keys[:depth] if depth else keys[:]
 
     def __len__(self) -> int:
-        n = len(self._sizes())
-        depth = self._depth
-        return n if not depth or n < depth else depth
+        return self._limited(len(self._sizes()))
 
     def __iter__(self) -> Any:
         return iter(self._ordered(_INDEX_TRUNCATES))
@@ -106,18 +104,8 @@ class BookSide:
 
     def index(self, i: int) -> tuple[Decimal, Decimal]:
         """The ``i``-th best level (negative counts from the worst)."""
-        i = _as_index(i)
         book = self._book
-        keys = book._bid_keys if self._bid else book._ask_keys
-        n = len(keys)
-        if _INDEX_TRUNCATES and self._depth and n > self._depth:
-            n = self._depth
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(_INDEX_ERROR)
-        price = keys[-1 - i] if self._bid else keys[i]
-        return price, self._sizes()[price]
+        return self._at(book._bid_keys if self._bid else book._ask_keys, self._sizes(), i, self._bid)
 
     def keys(self) -> tuple[Decimal, ...]:
         return tuple(self._ordered())
@@ -138,6 +126,25 @@ class BookSide:
     def __repr__(self) -> str:
         return f"<BookSide {'bids' if self._bid else 'asks'} levels={len(self._sizes())} max_depth={self._depth}>"
 
+    def _limited(self, n: int) -> int:
+        """``n`` levels as a side of at most ``max_depth`` counts them."""
+        depth = self._depth
+        return n if not depth or n < depth else depth
+
+    def _at(self, keys: Any, sizes: Any, i: Any, best_last: bool) -> tuple[Decimal, Decimal]:
+        """The ``i``-th level from the best, ``keys`` sorted ascending (the best last for bids)."""
+        if type(i) is not int:
+            i = _as_index(i)
+        n = len(keys)
+        if _INDEX_TRUNCATES and self._depth and n > self._depth:
+            n = self._depth
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(_INDEX_ERROR)
+        price = keys[-1 - i] if best_last else keys[i]
+        return price, sizes[price]
+
 
 class _Bids(BookSide):
     """The bid side. ``len`` and ``index`` read the book directly: cryptofeed 3.0.1's ``book_callback``
@@ -149,24 +156,11 @@ class _Bids(BookSide):
         super().__init__(book, True, max_depth)
 
     def __len__(self) -> int:
-        n = len(self._book._bids)
-        depth = self._depth
-        return n if not depth or n < depth else depth
+        return self._limited(len(self._book._bids))
 
     def index(self, i: int) -> tuple[Decimal, Decimal]:
-        if type(i) is not int:
-            i = _as_index(i)
         book = self._book
-        keys = book._bid_keys
-        n = len(keys)
-        if _INDEX_TRUNCATES and self._depth and n > self._depth:
-            n = self._depth
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(_INDEX_ERROR)
-        price = keys[-1 - i]
-        return price, book._bids[price]
+        return self._at(book._bid_keys, book._bids, i, True)
 
 
 class _Asks(BookSide):
@@ -178,24 +172,11 @@ class _Asks(BookSide):
         super().__init__(book, False, max_depth)
 
     def __len__(self) -> int:
-        n = len(self._book._asks)
-        depth = self._depth
-        return n if not depth or n < depth else depth
+        return self._limited(len(self._book._asks))
 
     def index(self, i: int) -> tuple[Decimal, Decimal]:
-        if type(i) is not int:
-            i = _as_index(i)
         book = self._book
-        keys = book._ask_keys
-        n = len(keys)
-        if _INDEX_TRUNCATES and self._depth and n > self._depth:
-            n = self._depth
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(_INDEX_ERROR)
-        price = keys[i]
-        return price, book._asks[price]
+        return self._at(book._ask_keys, book._asks, i, False)
 
 
 class BookSides:
